@@ -1,0 +1,1 @@
+"""The gateway: the one public entry, identity and tokens."""

@@ -1,0 +1,250 @@
+"""The whole system on one machine: PostgreSQL (the local server or an embedded one), databases, migrations,
+and the four service processes. Used by the run command and by the end-to-end tests."""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str
+    module: str
+    env_prefix: str
+    default_port: int
+    migrations: Path
+
+
+SERVICES = [
+    ServiceDef("gateway", "gateway.app", "GATEWAY_", 8000, ROOT / "gateway" / "migrations"),
+    ServiceDef("registry", "services.registry.app", "REGISTRY_", 8001, ROOT / "services/registry/migrations"),
+    ServiceDef("cases", "services.cases.app", "CASES_", 8002, ROOT / "services/cases/migrations"),
+    ServiceDef("reporting", "services.reporting.app", "REPORTING_", 8003, ROOT / "services/reporting/migrations"),
+]
+
+# Which service account each service uses, and what it may do.
+SERVICE_SCOPES = {
+    "registry": ["location:read"],
+    "cases": ["registry:service_read", "child:create", "location:read"],
+    "reporting": ["events:read"],
+}
+
+
+def local_postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Postgres:
+    """Where the databases live: `base_url` without a database name, for asyncpg via SQLAlchemy."""
+
+    base_url: str
+    server: object | None = None  # the embedded server, kept alive while referenced
+
+    def url(self, database: str) -> str:
+        if "?" in self.base_url:
+            head, query = self.base_url.split("?", 1)
+            return f"{head}/{database}?{query}"
+        return f"{self.base_url}/{database}"
+
+    def admin_dsn(self) -> str:
+        return self.url("postgres").replace("postgresql+asyncpg://", "postgresql://")
+
+
+def embedded_postgres(data_dir: Path) -> Postgres:
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
+    uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path/to/socket
+    socket_dir = uri.split("host=", 1)[1]
+    return Postgres(base_url=f"postgresql+asyncpg://postgres@?host={quote(socket_dir)}", server=server)
+
+
+def choose_postgres(data_dir: Path, prefer_local: bool) -> Postgres:
+    if prefer_local and local_postgres_answers():
+        return Postgres(base_url="postgresql+asyncpg://postgres@127.0.0.1:5432")
+    return embedded_postgres(data_dir)
+
+
+def create_databases(pg: Postgres, names: list[str], *, drop_first: bool = False) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(pg.admin_dsn()))
+        try:
+            for name in names:
+                if drop_first:
+                    await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+                if not exists:
+                    await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def drop_databases(pg: Postgres, names: list[str]) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(pg.admin_dsn()))
+        try:
+            for name in names:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def _asyncpg_dsn(dsn: str) -> str:
+    # asyncpg wants the socket directory as `host=` in the query, which it accepts as is.
+    return dsn
+
+
+def migrate(database_url: str, migrations: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path; from services.common.migrate import upgrade; "
+         "upgrade(Path(sys.argv[1]), sys.argv[2])", str(migrations), database_url],
+        check=True, cwd=ROOT,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """Settings for the four processes, as environment variables."""
+
+    pg: Postgres
+    database_names: dict[str, str]
+    ports: dict[str, int]
+    client_secrets: dict[str, str]
+    environment: str = "development"
+    seed_demo: bool = False
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log_dir: Path | None = None
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def database_url(self, service: str) -> str:
+        return self.pg.url(self.database_names[service])
+
+    def env_for(self, service: ServiceDef) -> dict[str, str]:
+        p = service.env_prefix
+        gateway = self.url("gateway")
+        env = {
+            f"{p}ENVIRONMENT": self.environment,
+            f"{p}PORT": str(self.ports[service.name]),
+            f"{p}DATABASE_URL": self.database_url(service.name),
+            f"{p}JWT_ISSUER": gateway,
+            f"{p}JWKS_URL": f"{gateway}/.well-known/jwks.json",
+            f"{p}GATEWAY_URL": gateway,
+        }
+        if service.name in self.client_secrets:
+            env[f"{p}SERVICE_CLIENT_ID"] = service.name
+            env[f"{p}SERVICE_CLIENT_SECRET"] = self.client_secrets[service.name]
+        if service.name == "gateway":
+            env["GATEWAY_REGISTRY_URL"] = self.url("registry")
+            env["GATEWAY_CASES_URL"] = self.url("cases")
+            env["GATEWAY_REPORTING_URL"] = self.url("reporting")
+            env["GATEWAY_PUBLIC_URL"] = gateway
+            env["GATEWAY_SEED_DEMO_USERS"] = "true" if self.seed_demo else "false"
+            env["GATEWAY_SERVICE_CLIENTS_JSON"] = json.dumps(
+                {name: {"secret": secret, "scopes": SERVICE_SCOPES[name]}
+                 for name, secret in self.client_secrets.items()}
+            )
+        if service.name == "cases":
+            env["CASES_REGISTRY_URL"] = self.url("registry")
+        if service.name == "reporting":
+            env["REPORTING_REGISTRY_URL"] = self.url("registry")
+            env["REPORTING_CASES_URL"] = self.url("cases")
+        env.update(self.extra_env.get(service.name, {}))
+        return env
+
+    def migrate_all(self) -> None:
+        for service in SERVICES:
+            migrate(self.database_url(service.name), service.migrations)
+
+    def start(self, service: ServiceDef) -> subprocess.Popen[bytes]:
+        env = os.environ | self.env_for(service)
+        command = [sys.executable, "-m", "uvicorn", f"{service.module}:create_app", "--factory",
+                   "--host", "127.0.0.1", "--port", str(self.ports[service.name]), "--no-access-log",
+                   "--loop", "uvloop", "--http", "httptools", "--timeout-graceful-shutdown", "5"]
+        stdout = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            stdout = (self.log_dir / f"{service.name}.log").open("ab")
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+        self.processes[service.name] = process
+        return process
+
+    def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service)
+        for service in SERVICES:
+            self.wait_ready(service.name)
+
+    def wait_ready(self, name: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            try:
+                if httpx.get(f"{self.url(name)}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not become ready in {timeout} s")
+
+    def stop(self, name: str, *, kill: bool = False) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+
+def new_client_secrets() -> dict[str, str]:
+    return {name: secrets.token_urlsafe(32) for name in SERVICE_SCOPES}

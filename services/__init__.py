@@ -1,0 +1,1 @@
+"""The child-protection backend services."""

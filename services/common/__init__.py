@@ -1,0 +1,1 @@
+"""The kit shared by every service. It imports no service."""

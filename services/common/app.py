@@ -1,0 +1,73 @@
+"""`create_service_app`: the same middleware, errors, health checks, auth and lifecycle for every service."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from services.common.auth import TokenVerifier, TrustedIssuer
+from services.common.db import Database
+from services.common.errors import install_error_handlers
+from services.common.feed import events_router
+from services.common.health import health_router
+from services.common.http import RequestContextMiddleware, new_http_client
+from services.common.logging import configure_logging, get_logger
+from services.common.outbox import Outbox
+from services.common.settings import ServiceSettings
+
+BackgroundTask = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
+StartupHook = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    migrations_dir: Path,
+    routers: Sequence[APIRouter],
+    outbox: Outbox | None = None,
+    trusted_issuers: list[TrustedIssuer] | None = None,
+    on_startup: Sequence[StartupHook] = (),
+    background: Sequence[BackgroundTask] = (),
+) -> FastAPI:
+    configure_logging(name, settings.log_level)
+    logger = get_logger(name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.database_url, pool_size=settings.database_pool_size, outbox=outbox)
+        app.state.http = new_http_client()
+        app.state.verifier = TokenVerifier(
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=settings.jwks_url,
+            client=app.state.http, trusted=trusted_issuers,
+        )
+        for hook in on_startup:
+            await hook(app)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(task(app, stop)) for task in background]
+        logger.info("started", extra={"port": settings.port})
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+                for task in tasks:
+                    task.cancel()
+            await app.state.http.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router(migrations_dir))
+    if outbox is not None:
+        app.include_router(events_router(outbox))
+    for router in routers:
+        app.include_router(router)
+    return app

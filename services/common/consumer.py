@@ -1,0 +1,99 @@
+"""Consuming another service's event feed, exactly once.
+
+The consumer's cursor lives in its own database and is updated in the same transaction as whatever it derives
+from the events, with the cursor row locked: a crash mid-batch rolls both back, and two replicas never apply the
+same batch twice.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.clients import ServiceTokenProvider
+from services.common.db import Database
+from services.common.logging import get_logger
+from services.common.outbox import Event, EventPage
+
+logger = get_logger("consumer")
+ApplyEvents = Callable[[AsyncSession, list[Event]], Awaitable[None]]
+
+
+def feed_cursor_table(metadata: MetaData) -> Table:
+    return Table(
+        "feed_cursor",
+        metadata,
+        Column("feed", String(50), primary_key=True),
+        Column("position", BigInteger, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class FeedConsumer:
+    def __init__(self, *, feed: str, url: str, database: Database, cursor_table: Table,
+                 client: httpx.AsyncClient, tokens: ServiceTokenProvider, apply: ApplyEvents,
+                 batch_size: int = 500, idle_seconds: float = 1.0):
+        self.feed, self.url, self.database, self.cursors = feed, url, database, cursor_table
+        self.client, self.tokens, self.apply = client, tokens, apply
+        self.batch_size, self.idle_seconds = batch_size, idle_seconds
+        self.last_success: datetime | None = None
+
+    async def _lock_cursor(self, session: AsyncSession) -> int:
+        await session.execute(
+            insert(self.cursors)
+            .values(feed=self.feed, position=0, updated_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["feed"])
+        )
+        row = await session.execute(
+            select(self.cursors.c.position).where(self.cursors.c.feed == self.feed).with_for_update()
+        )
+        return int(row.scalar_one())
+
+    async def fetch(self, after: int) -> EventPage:
+        response = await self.client.get(
+            self.url, params={"after": after, "limit": self.batch_size}, headers=await self.tokens.headers()
+        )
+        if response.status_code == 401:
+            self.tokens.invalidate()
+        response.raise_for_status()
+        return EventPage.model_validate(response.json())
+
+    async def run_once(self) -> int:
+        """Apply one batch. Returns how many events were applied."""
+        async with self.database.sessionmaker() as session, session.begin():
+            position = await self._lock_cursor(session)
+            page = await self.fetch(position)
+            if page.events:
+                await self.apply(session, page.events)
+            await session.execute(
+                self.cursors.update()
+                .where(self.cursors.c.feed == self.feed)
+                .values(position=page.next_cursor, updated_at=datetime.now(UTC))
+            )
+        self.last_success = datetime.now(UTC)
+        return len(page.events)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                applied = await self.run_once()
+            except (httpx.HTTPError, OSError) as exc:
+                logger.warning("feed unavailable", extra={"feed": self.feed, "error_type": type(exc).__name__})
+                applied = 0
+                await _sleep_or_stop(stop, 2.0)
+            except Exception:
+                logger.exception("feed batch failed", extra={"feed": self.feed})
+                applied = 0
+                await _sleep_or_stop(stop, 2.0)
+            if applied < self.batch_size:
+                await _sleep_or_stop(stop, self.idle_seconds)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,63 @@
+"""The async engine on asyncpg and one unit of work per request.
+
+Services `flush()`, never `commit()`: the request's session dependency writes pending outbox events and commits
+once the handler has returned, before the response is sent, and rolls back on any error.
+"""
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from services.common.outbox import Outbox
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10, outbox: "Outbox | None" = None):
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self.outbox = outbox
+
+    async def commit(self, session: AsyncSession) -> None:
+        if self.outbox is not None:
+            await self.outbox.write_pending(session)
+        await session.commit()
+
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await self.commit(session)
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    database: Database = request.app.state.db
+    async for session in database.unit_of_work():
+        yield session
+
+
+# scope="function": the commit runs when the handler returns, so a 2xx is only sent for committed work.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

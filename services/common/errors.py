@@ -1,0 +1,145 @@
+"""RFC 9457 problem+json errors. Every failure a client sees goes through `problem_response`."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.logging import get_logger, request_id_var
+
+PROBLEM_JSON = "application/problem+json"
+logger = get_logger("errors")
+
+
+class AppError(Exception):
+    """An error the client is meant to see. Subclasses carry their HTTP status."""
+
+    status: int = 400
+    title: str = "Bad request"
+    type_suffix: str = "bad-request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    status, title, type_suffix = 400, "Bad request", "bad-request"
+
+
+class Unauthorized(AppError):
+    status, title, type_suffix = 401, "Not authenticated", "unauthorized"
+
+    def __init__(self, detail: str | None = None, **extra: Any):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, **extra)
+
+
+class Forbidden(AppError):
+    status, title, type_suffix = 403, "Forbidden", "forbidden"
+
+
+class NotFound(AppError):
+    status, title, type_suffix = 404, "Not found", "not-found"
+
+
+class Conflict(AppError):
+    status, title, type_suffix = 409, "Conflict", "conflict"
+
+
+class InvalidTransition(Conflict):
+    title, type_suffix = "Action not allowed in the current state", "invalid-transition"
+
+
+class PreconditionFailed(AppError):
+    status, title, type_suffix = 412, "Precondition failed", "precondition-failed"
+
+
+class PreconditionRequired(AppError):
+    status, title, type_suffix = 428, "Precondition required", "precondition-required"
+
+
+class PayloadTooLarge(AppError):
+    status, title, type_suffix = 413, "Payload too large", "payload-too-large"
+
+
+class UnprocessableContent(AppError):
+    status, title, type_suffix = 422, "Invalid data", "validation-error"
+
+
+class TooManyRequests(AppError):
+    status, title, type_suffix = 429, "Too many requests", "rate-limited"
+
+
+class ServiceUnavailable(AppError):
+    status, title, type_suffix = 503, "Service unavailable", "service-unavailable"
+
+
+def problem_body(status: int, title: str, detail: str | None, type_suffix: str | None = None,
+                 instance: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://child-protection.gov.vn/problems/{type_suffix}" if type_suffix else "about:blank",
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return body
+
+
+def problem_response(status: int, title: str, detail: str | None = None, *, type_suffix: str | None = None,
+                     instance: str | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, title, detail, type_suffix, instance, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only the location, message and type: never echo the submitted value back (it may be personal data).
+    return [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure, including framework ones, as problem+json."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, type_suffix=exc.type_suffix,
+                                instance=request.url.path, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(422, "Invalid data", "The request does not match the expected shape.",
+                                type_suffix="validation-error", instance=request.url.path,
+                                errors=_clean_validation_errors(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        return problem_response(exc.status_code, title, detail, instance=request.url.path,
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception text may hold personal data: log its type only, with the request id to find it.
+        logger.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
+        return problem_response(500, "Internal error", "An unexpected error occurred; it has been logged.",
+                                type_suffix="internal-error")

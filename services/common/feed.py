@@ -1,0 +1,27 @@
+"""The authenticated, cursor-paged event feed every producing service serves."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from services.common.auth import Subject, require
+from services.common.db import DbSession
+from services.common.outbox import EventPage, Outbox
+from services.common.permissions import Action
+
+EventReader = Annotated[Subject, Depends(require(Action.EVENTS_READ))]
+
+
+def events_router(outbox: Outbox) -> APIRouter:
+    router = APIRouter(prefix="/internal/v1", tags=["internal"])
+
+    @router.get("/events", response_model=EventPage, summary="Events after a cursor, in commit order")
+    async def list_events(
+        session: DbSession,
+        _: EventReader,
+        after: Annotated[int, Query(ge=0, description="The last sequence number already applied")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> EventPage:
+        return await outbox.read(session, after, limit)
+
+    return router

@@ -1,0 +1,49 @@
+"""Settings base: one pydantic-settings class per service, each with its own env prefix."""
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Values that ship in the code. Anything outside development must override them.
+DEVELOPMENT_SECRET = "development-only-secret"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Subclasses set `env_prefix` (REGISTRY_, CASES_, ...)."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    database_pool_size: int = 10
+    log_level: str = "INFO"
+
+    # Token verification: every service checks tokens itself against the gateway's keys.
+    jwt_issuer: str = "http://127.0.0.1:8000"
+    jwt_audience: str = "child-protection"
+    jwks_url: str = "http://127.0.0.1:8000/.well-known/jwks.json"
+    # Trusted provincial identity providers, as JSON (see gateway docs).
+    gateway_url: str = "http://127.0.0.1:8000"
+
+    # This service's own OAuth2 client, used when it calls another service.
+    service_client_id: str = ""
+    service_client_secret: str = DEVELOPMENT_SECRET
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> "ServiceSettings":
+        if self.environment == "production":
+            for name, value in self.secret_values().items():
+                if value == DEVELOPMENT_SECRET or not value:
+                    raise ValueError(f"{name} must be set outside development")
+        return self
+
+    def secret_values(self) -> dict[str, str]:
+        """Secrets this service needs; subclasses add theirs."""
+        if self.service_client_id:
+            return {"service_client_secret": self.service_client_secret}
+        return {}

@@ -1,0 +1,1 @@
+"""The child registry (so theo doi tre em): children, guardians, birth registration, special circumstances."""

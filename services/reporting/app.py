@@ -1,0 +1,42 @@
+"""The reporting application: `uvicorn services.reporting.app:create_app --factory`."""
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common.app import create_service_app
+from services.common.clients import ServiceTokenProvider
+from services.common.consumer import FeedConsumer
+from services.common.permissions import Action
+from services.reporting.models import feed_cursors
+from services.reporting.routes import router
+from services.reporting.service import apply_registry_events
+from services.reporting.settings import ReportingSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+
+    async def consume_feeds(app: FastAPI, stop: asyncio.Event) -> None:
+        tokens = ServiceTokenProvider(app.state.http, f"{settings.gateway_url}/auth/token",
+                                      settings.service_client_id, settings.service_client_secret,
+                                      [Action.EVENTS_READ.value])
+        registry = FeedConsumer(feed="registry", url=f"{settings.registry_url}/internal/v1/events",
+                                database=app.state.db, cursor_table=feed_cursors, client=app.state.http,
+                                tokens=tokens, apply=apply_registry_events, batch_size=settings.feed_batch_size,
+                                idle_seconds=settings.feed_idle_seconds)
+        app.state.consumers = [registry]
+        await registry.run_forever(stop)
+
+    return create_service_app(
+        name="reporting",
+        title="Statistics",
+        description="Indicators for provinces and the ministry, from the registry's and cases' event feeds.",
+        settings=settings,
+        migrations_dir=MIGRATIONS,
+        routers=[router],
+        background=[consume_feeds],
+    )

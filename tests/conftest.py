@@ -1,0 +1,71 @@
+"""Fixtures shared by every test.
+
+The tests use the PostgreSQL on 127.0.0.1:5432 when it answers and an embedded one otherwise, always with fresh
+databases made for this run and dropped after it. End-to-end tests start the four services as real processes.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from scripts.stack import (
+    ROOT,
+    SERVICES,
+    Postgres,
+    Stack,
+    choose_postgres,
+    create_databases,
+    drop_databases,
+    free_port,
+    new_client_secrets,
+)
+from tests.helpers import Api
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def pg() -> Postgres:
+    return choose_postgres(ROOT / "var" / "pg-test", prefer_local=True)
+
+
+@pytest.fixture(scope="session")
+def fresh_database(pg: Postgres) -> Iterator[object]:
+    """A factory of empty databases for this run: `fresh_database("outbox")` returns a URL."""
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"test_{RUN_ID}_{label}_{len(made)}"
+        create_databases(pg, [name], drop_first=True)
+        made.append(name)
+        return pg.url(name)
+
+    yield make
+    drop_databases(pg, made)
+
+
+@pytest.fixture(scope="session")
+def stack(pg: Postgres) -> Iterator[Stack]:
+    names = {s.name: f"test_{RUN_ID}_{s.name}" for s in SERVICES}
+    create_databases(pg, list(names.values()), drop_first=True)
+    running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
+                    client_secrets=new_client_secrets(), environment="development", seed_demo=True,
+                    log_dir=ROOT / "var" / "test-logs" / RUN_ID,
+                    extra_env={"reporting": {"REPORTING_FEED_IDLE_SECONDS": "0.2"},
+                               "gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "100000",
+                                           "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}})
+    running.migrate_all()
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+        drop_databases(pg, list(names.values()))
+
+
+@pytest.fixture(scope="session")
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30.0) as client:
+        yield Api(client, stack)
