@@ -11,7 +11,7 @@ from gateway.routes import router
 from gateway.service import Identity, KeyRing, seed_demo_users
 from gateway.settings import GatewaySettings
 from services.common.app import create_service_app
-from services.common.auth import LocalKeys, TokenVerifier
+from services.common.auth import TokenVerifier
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -20,12 +20,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
     async def start(app: FastAPI) -> None:
-        keyring = KeyRing()
-        await keyring.load(app.state.db)
+        keyring = KeyRing(app.state.db)
+        await keyring.load()
         app.state.keyring = keyring
         app.state.verifier = TokenVerifier(
             issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=settings.jwks_url,
-            client=app.state.http, trusted=settings.trusted_issuers, own_keys=LocalKeys(keyring.public_keys),
+            client=app.state.http, trusted=settings.trusted_issuers, own_keys=keyring,
         )
         app.state.identity = Identity(settings, app.state.db, keyring)
         app.state.proxy = Proxy(app.state.http, settings.upstreams, settings.upstream_timeout_seconds)
@@ -42,8 +42,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings,
         migrations_dir=MIGRATIONS,
         routers=[router],
-        trusted_issuers=settings.trusted_issuers,
         on_startup=[start],
+        background=[lambda app, stop: app.state.keyring.reload_periodically(stop)],
     )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -141,7 +141,7 @@ async def update_user(request: Request, session: DbSession, actor: UserAdmin, us
 
 @router.post("/admin/v1/keys/rotate", tags=["admin"], summary="Start signing with a new key")
 async def rotate_key(request: Request, actor: UserAdmin) -> dict[str, str]:
-    kid = await request.app.state.keyring.rotate(request.app.state.db)
+    kid = await request.app.state.keyring.rotate()
     return {"kid": kid}
 
 

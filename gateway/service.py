@@ -1,7 +1,10 @@
 """Identity logic: signing keys, passwords, tokens, service accounts, and user administration."""
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, text, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import AdminAuditEntry, RefreshToken, ServiceClient, SigningKeyRecord, User, utcnow
@@ -51,8 +54,11 @@ def hash_refresh_token(token: str) -> str:
 class KeyRing:
     """The signing keys, newest first. Kept in the gateway database so every replica signs with the same key."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self.keys: list[tokens.SigningKey] = []
+        self.loaded_at = 0.0
+        self._lock = asyncio.Lock()
 
     @property
     def current(self) -> tokens.SigningKey:
@@ -64,8 +70,17 @@ class KeyRing:
     def public_keys(self) -> dict[str, dict[str, Any]]:
         return {key.kid: key.public_jwk() for key in self.keys[:KEYS_PUBLISHED]}
 
-    async def load(self, database: Database, *, create_if_missing: bool = True) -> None:
-        async with database.sessionmaker() as session, session.begin():
+    async def get(self, kid: str | None) -> dict[str, dict[str, Any]]:
+        """Verification keys. An unknown key id may come from a rotation on another replica: reload (at most
+        once a second) before refusing it."""
+        if kid not in {key.kid for key in self.keys} and time.monotonic() - self.loaded_at > 1.0:
+            async with self._lock:
+                if time.monotonic() - self.loaded_at > 1.0:
+                    await self.load(create_if_missing=False)
+        return self.public_keys()
+
+    async def load(self, *, create_if_missing: bool = True) -> None:
+        async with self.database.sessionmaker() as session, session.begin():
             if create_if_missing:
                 # Replicas starting at once: the lock lets exactly one of them generate the first key.
                 await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": KEYRING_LOCK_KEY})
@@ -75,13 +90,23 @@ class KeyRing:
                 await session.flush()
                 rows = await self._rows(session)
         self.keys = [tokens.SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
+        self.loaded_at = time.monotonic()
 
-    async def rotate(self, database: Database) -> str:
-        async with database.sessionmaker() as session, session.begin():
+    async def rotate(self) -> str:
+        async with self.database.sessionmaker() as session, session.begin():
             record = self._new_record()
             session.add(record)
-        await self.load(database)
+        await self.load()
         return record.kid
+
+    async def reload_periodically(self, stop: asyncio.Event, every: float = 30.0) -> None:
+        """Other replicas pick up a rotation within `every` seconds and start signing with the new key."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            if not stop.is_set():
+                with contextlib.suppress(Exception):
+                    await self.load(create_if_missing=False)
 
     @staticmethod
     def _new_record() -> SigningKeyRecord:
@@ -131,9 +156,7 @@ class Identity:
         return tokens.sign(claims, self.keyring.current)
 
     async def login(self, session: AsyncSession, username: str, password: str) -> User:
-        user = (await session.execute(
-            select(User).where(User.username == username.lower()).with_for_update()
-        )).scalar_one_or_none()
+        user = (await session.execute(select(User).where(User.username == username.lower()))).scalar_one_or_none()
         now = utcnow()
         if user is not None and user.locked_until is not None and user.locked_until > now:
             retry = int((user.locked_until - now).total_seconds()) + 1
@@ -148,15 +171,19 @@ class Identity:
         return user
 
     async def _record_failure(self, user_id: uuid.UUID) -> None:
-        # Its own transaction: the request's unit of work rolls back when sign-in fails.
+        # Its own transaction, as one atomic update: the request's unit of work rolls back when sign-in fails,
+        # and concurrent failures must all count.
+        reached = User.failed_logins + 1 >= self.settings.login_max_failures
+        lock_until = utcnow() + timedelta(seconds=self.settings.login_lock_seconds)
         async with self.database.sessionmaker() as session, session.begin():
-            user = await session.get(User, user_id, with_for_update=True)
-            assert user is not None
-            user.failed_logins += 1
-            if user.failed_logins >= self.settings.login_max_failures:
-                user.locked_until = utcnow() + timedelta(seconds=self.settings.login_lock_seconds)
-                user.failed_logins = 0
-                logger.warning("account locked", extra={"user_id": str(user.id)})
+            locked = await session.scalar(
+                update(User).where(User.id == user_id)
+                .values(failed_logins=case((reached, 0), else_=User.failed_logins + 1),
+                        locked_until=case((reached, lock_until), else_=User.locked_until))
+                .returning(User.locked_until)
+            )
+        if locked is not None and locked >= lock_until - timedelta(seconds=1):
+            logger.warning("account locked", extra={"user_id": str(user_id)})
 
     async def new_refresh_token(self, session: AsyncSession, user: User, family_id: uuid.UUID | None = None) -> str:
         token = secrets.token_urlsafe(32)
@@ -168,22 +195,31 @@ class Identity:
         return token
 
     async def refresh(self, session: AsyncSession, token: str) -> tuple[User, str]:
-        record = (await session.execute(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token)).with_for_update()
-        )).scalar_one_or_none()
+        token_hash = hash_refresh_token(token)
         now = utcnow()
-        if record is None or record.revoked_at is not None or record.expires_at <= now:
+        # One conditional update: of two concurrent refreshes with the same token, exactly one wins.
+        rotated = (await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash, RefreshToken.rotated_at.is_(None),
+                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+            .values(rotated_at=now)
+            .returning(RefreshToken.user_id, RefreshToken.family_id)
+        )).first()
+        if rotated is None:
+            reused_family = await session.scalar(
+                select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash,
+                                                     RefreshToken.rotated_at.is_not(None),
+                                                     RefreshToken.revoked_at.is_(None))
+            )
+            if reused_family is not None:
+                # A rotated token came back: someone holds a copy. End the whole family.
+                await self._revoke_family_now(reused_family)
+                logger.warning("refresh token reuse", extra={"family_id": str(reused_family)})
             raise Unauthorized("refresh token is not valid")
-        if record.rotated_at is not None:
-            # A rotated token came back: someone holds a copy. End the whole family.
-            await self._revoke_family_now(record.family_id)
-            logger.warning("refresh token reuse", extra={"user_id": str(record.user_id)})
-            raise Unauthorized("refresh token is not valid")
-        user = await session.get(User, record.user_id)
+        user = await session.get(User, rotated.user_id)
         if user is None or not user.active:
             raise Unauthorized("refresh token is not valid")
-        record.rotated_at = now
-        return user, await self.new_refresh_token(session, user, record.family_id)
+        return user, await self.new_refresh_token(session, user, rotated.family_id)
 
     async def _revoke_family_now(self, family_id: uuid.UUID) -> None:
         async with self.database.sessionmaker() as session, session.begin():

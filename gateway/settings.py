@@ -7,7 +7,6 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.auth import TrustedIssuer
 from services.common.settings import DEVELOPMENT_SECRET, ServiceSettings
 
 
@@ -39,8 +38,6 @@ class GatewaySettings(ServiceSettings):
 
     # Service accounts, JSON: {"cases": {"secret": "...", "scopes": ["registry:service_read", ...]}, ...}
     service_clients_json: str = "{}"
-    # Trusted provincial identity providers, JSON list of TrustedIssuer fields.
-    trusted_issuers_json: str = "[]"
 
     seed_demo_users: bool = False
     demo_password: str = "demo"
@@ -48,10 +45,6 @@ class GatewaySettings(ServiceSettings):
     @cached_property
     def service_clients(self) -> dict[str, dict[str, Any]]:
         return json.loads(self.service_clients_json)
-
-    @cached_property
-    def trusted_issuers(self) -> list[TrustedIssuer]:
-        return [TrustedIssuer(**item) for item in json.loads(self.trusted_issuers_json)]
 
     def secret_values(self) -> dict[str, str]:
         values = {f"service client {name}": str(c.get("secret", "")) for name, c in self.service_clients.items()}

@@ -22,6 +22,7 @@ from scripts.stack import (
     new_client_secrets,
 )
 from tests.helpers import Api
+from tests.idp import ProvinceIdp
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -47,15 +48,22 @@ def fresh_database(pg: Postgres) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def stack(pg: Postgres) -> Iterator[Stack]:
+def province_idp() -> Iterator[ProvinceIdp]:
+    idp = ProvinceIdp()
+    yield idp
+    idp.close()
+
+
+@pytest.fixture(scope="session")
+def stack(pg: Postgres, province_idp: ProvinceIdp) -> Iterator[Stack]:
     names = {s.name: f"test_{RUN_ID}_{s.name}" for s in SERVICES}
     create_databases(pg, list(names.values()), drop_first=True)
+    extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config()} for s in SERVICES}
+    extra_env["reporting"]["REPORTING_FEED_IDLE_SECONDS"] = "0.2"
+    extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}
     running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                     client_secrets=new_client_secrets(), environment="development", seed_demo=True,
-                    log_dir=ROOT / "var" / "test-logs" / RUN_ID,
-                    extra_env={"reporting": {"REPORTING_FEED_IDLE_SECONDS": "0.2"},
-                               "gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "100000",
-                                           "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}})
+                    log_dir=ROOT / "var" / "test-logs" / RUN_ID, extra_env=extra_env)
     running.migrate_all()
     try:
         running.start_all()

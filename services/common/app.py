@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
-from services.common.auth import TokenVerifier, TrustedIssuer
+from services.common.auth import TokenVerifier
 from services.common.db import Database
 from services.common.errors import install_error_handlers
 from services.common.feed import events_router
@@ -30,7 +30,6 @@ def create_service_app(
     migrations_dir: Path,
     routers: Sequence[APIRouter],
     outbox: Outbox | None = None,
-    trusted_issuers: list[TrustedIssuer] | None = None,
     on_startup: Sequence[StartupHook] = (),
     background: Sequence[BackgroundTask] = (),
 ) -> FastAPI:
@@ -43,7 +42,7 @@ def create_service_app(
         app.state.http = new_http_client()
         app.state.verifier = TokenVerifier(
             issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=settings.jwks_url,
-            client=app.state.http, trusted=trusted_issuers,
+            client=app.state.http, trusted=settings.trusted_issuers,
         )
         for hook in on_startup:
             await hook(app)

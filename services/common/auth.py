@@ -9,10 +9,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import ColumnElement, and_, false, true
@@ -92,7 +92,7 @@ class TrustedIssuer:
 class JwksCache:
     """Public keys of one issuer, fetched over HTTP, refreshed on an unknown key id at most every few seconds."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, ttl: float = 300.0, min_refresh: float = 5.0):
+    def __init__(self, url: str, client: httpx.AsyncClient, ttl: float = 300.0, min_refresh: float = 1.0):
         self.url, self.client, self.ttl, self.min_refresh = url, client, ttl, min_refresh
         self.keys: dict[str, dict[str, Any]] = {}
         self.fetched_at = 0.0
@@ -119,22 +119,16 @@ class JwksCache:
                     raise Unauthorized("signing keys are unavailable") from exc
 
 
-class LocalKeys:
-    """The gateway's own public keys, read from memory instead of over HTTP."""
-
-    def __init__(self, keys: Callable[[], dict[str, dict[str, Any]]]):
-        self.keys = keys
-
-    async def get(self, kid: str | None) -> dict[str, dict[str, Any]]:
-        return self.keys()
+class KeySource(Protocol):
+    async def get(self, kid: str | None) -> dict[str, dict[str, Any]]: ...
 
 
 class TokenVerifier:
     def __init__(self, *, issuer: str, audience: str, jwks_url: str, client: httpx.AsyncClient,
-                 trusted: list[TrustedIssuer] | None = None, own_keys: LocalKeys | None = None):
+                 trusted: list[TrustedIssuer] | None = None, own_keys: KeySource | None = None):
         self.own = TrustedIssuer(issuer=issuer, jwks_url=jwks_url, audience=audience)
         self.issuers = {self.own.issuer: self.own} | {t.issuer: t for t in trusted or []}
-        self.caches: dict[str, JwksCache | LocalKeys] = {
+        self.caches: dict[str, KeySource] = {
             i.issuer: JwksCache(i.jwks_url, client) for i in self.issuers.values()
         }
         if own_keys is not None:
@@ -196,10 +190,12 @@ async def current_subject(request: Request,
 def require(action: Action) -> Callable[..., Awaitable[Subject]]:
     """A dependency: the caller's role may take `action` at all. Which objects it reaches is checked later."""
 
-    async def dependency(subject: Subject = Depends(current_subject)) -> Subject:
+    # Security scopes put the action into the OpenAPI document of every route that requires it.
+    async def dependency(subject: Subject = Security(current_subject, scopes=[action.value])) -> Subject:
         if not subject.can(action):
             raise Forbidden(f"your role may not {action.value}")
         return subject
 
     dependency.__name__ = f"require_{action.name.lower()}"
+    dependency.action = action  # type: ignore[attr-defined]  # read by the docs and the permission-matrix test
     return dependency

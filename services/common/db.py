@@ -5,6 +5,7 @@ once the handler has returned, before the response is sent, and rolls back on an
 """
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -55,8 +56,11 @@ class Database:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.db
-    async for session in database.unit_of_work():
-        yield session
+    # aclosing: an error raised in the handler leaves `async for` without resuming the unit of work, which would
+    # then roll back only when garbage-collected, after the error response, still holding its connection.
+    async with aclosing(database.unit_of_work()) as work:
+        async for session in work:
+            yield session
 
 
 # scope="function": the commit runs when the handler returns, so a 2xx is only sent for committed work.

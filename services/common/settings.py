@@ -1,9 +1,12 @@
 """Settings base: one pydantic-settings class per service, each with its own env prefix."""
 
+import json
 from typing import Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.auth import TrustedIssuer
 
 Environment = Literal["development", "test", "production"]
 
@@ -27,8 +30,10 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "http://127.0.0.1:8000"
     jwt_audience: str = "child-protection"
     jwks_url: str = "http://127.0.0.1:8000/.well-known/jwks.json"
-    # Trusted provincial identity providers, as JSON (see gateway docs).
     gateway_url: str = "http://127.0.0.1:8000"
+    # Provincial identity providers whose tokens are accepted too: a JSON list of
+    # {issuer, jwks_url, audience, claims: {role, agency, jurisdiction}, role_values: {their role: our role}}.
+    trusted_issuers_json: str = "[]"
 
     # This service's own OAuth2 client, used when it calls another service.
     service_client_id: str = ""
@@ -41,6 +46,10 @@ class ServiceSettings(BaseSettings):
                 if value == DEVELOPMENT_SECRET or not value:
                     raise ValueError(f"{name} must be set outside development")
         return self
+
+    @property
+    def trusted_issuers(self) -> list[TrustedIssuer]:
+        return [TrustedIssuer(**item) for item in json.loads(self.trusted_issuers_json)]
 
     def secret_values(self) -> dict[str, str]:
         """Secrets this service needs; subclasses add theirs."""
