@@ -43,6 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         routers=[router],
         on_startup=[start],
+        own_docs=False,
         background=[lambda app, stop: app.state.keyring.reload_periodically(stop)],
     )
     if settings.cors_origins:

@@ -276,6 +276,8 @@ class Identity:
         await session.flush()
 
     async def create_user(self, session: AsyncSession, actor: Subject, data: UserCreate) -> User:
+        if not actor.jurisdiction.contains(data.jurisdiction.province, data.jurisdiction.commune):
+            raise NotFound("no such place in your jurisdiction")
         exists = await session.scalar(select(User.id).where(User.username == data.username))
         if exists:
             raise Conflict("that username is taken")
@@ -303,6 +305,8 @@ class Identity:
         role = data.role or Role(user.role)
         agency = data.agency or (ROLE_AGENCY[role] if data.role else Agency(user.agency))
         jurisdiction = data.jurisdiction or user_jurisdiction(user)
+        if not actor.jurisdiction.contains(jurisdiction.province, jurisdiction.commune):
+            raise NotFound("no such place in your jurisdiction")
         if jurisdiction.level not in ROLE_JURISDICTION_LEVELS[role] or role == Role.SERVICE:
             raise UnprocessableContent(f"a {role.value} cannot work at {jurisdiction.level} level")
         if data.jurisdiction is not None:

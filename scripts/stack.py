@@ -199,6 +199,10 @@ class Stack:
         command = [sys.executable, "-m", "uvicorn", f"{service.module}:create_app", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.ports[service.name]), "--no-access-log",
                    "--loop", "uvloop", "--http", "httptools", "--timeout-graceful-shutdown", "5"]
+        if service.name == "gateway":
+            # The public entry trusts no X-Forwarded-* from clients (behind a load balancer, set
+            # --forwarded-allow-ips to its address instead).
+            command.append("--no-proxy-headers")
         stdout = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

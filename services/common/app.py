@@ -32,6 +32,7 @@ def create_service_app(
     outbox: Outbox | None = None,
     on_startup: Sequence[StartupHook] = (),
     background: Sequence[BackgroundTask] = (),
+    own_docs: bool = True,
 ) -> FastAPI:
     configure_logging(name, settings.log_level)
     logger = get_logger(name)
@@ -60,7 +61,9 @@ def create_service_app(
             await app.state.http.aclose()
             await app.state.db.dispose()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    # The gateway serves a combined document and UI of its own instead (own_docs=False).
+    docs = {} if own_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, **docs)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logging import get_logger, request_id_var
 
@@ -139,7 +140,45 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The exception text may hold personal data: log its type only, with the request id to find it.
-        logger.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
-        return problem_response(500, "Internal error", "An unexpected error occurred; it has been logged.",
-                                type_suffix="internal-error")
+        # Last resort only: errors raised inside the middleware stack itself reach here, outside the request context.
+        return _internal_error(request.scope, exc)
+
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+def _internal_error(scope: Scope, exc: Exception) -> JSONResponse:
+    # The exception text and the raw path may hold personal data: log the type and the route template only.
+    route = getattr(scope.get("route"), "path", "unmatched")
+    logger.error("unhandled error", extra={"error_type": type(exc).__name__, "route": route})
+    return problem_response(500, "Internal error", "An unexpected error occurred; it has been logged.",
+                            type_suffix="internal-error")
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an unexpected exception with a 500 problem from inside the request middleware.
+
+    Starlette's own handler for `Exception` runs outside every middleware, so its answer would lack the request id
+    and security headers, and its log line could not be tied to the request. `install_error_handlers` adds this
+    before the service adds `RequestContextMiddleware`, which therefore wraps it.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late to answer with a problem; the server closes the connection
+                raise
+            await _internal_error(scope, exc)(scope, receive, send)

@@ -1,6 +1,7 @@
 """Liveness and readiness: `/healthz` answers while the process runs; `/readyz` when the database answers and its
 schema is at this code's migration head."""
 
+import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -9,6 +10,10 @@ from fastapi.responses import JSONResponse
 from services.common.db import Database
 from services.common.errors import problem_response
 from services.common.migrate import current_revision, head_revision
+
+# A stuck database must make the service not ready, not make the probe hang with it (probes time out themselves,
+# and each hanging probe would hold a pool slot).
+READY_TIMEOUT_SECONDS = 2.0
 
 
 def health_router(migrations_dir: Path) -> APIRouter:
@@ -23,7 +28,8 @@ def health_router(migrations_dir: Path) -> APIRouter:
     async def readyz(request: Request) -> JSONResponse | dict[str, str | None]:
         database: Database = request.app.state.db
         try:
-            revision = await current_revision(database.engine)
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                revision = await current_revision(database.engine)
         except Exception:
             return problem_response(503, "Service unavailable", "the database does not answer",
                                     type_suffix="not-ready")

@@ -1,10 +1,12 @@
 """Cursor pagination: opaque, stable under inserts, never an OFFSET scan."""
 
 import base64
+from collections.abc import Sequence
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from services.common.errors import BadRequest
 
@@ -21,7 +23,12 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values, default=str)).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+def decode_cursor(cursor: str | None, arity: int, types: Sequence[Any] = ()) -> list[Any] | None:
+    """The values of a cursor from `encode_cursor`, or None for the first page.
+
+    A cursor is client input: give `types` (for example `(datetime, uuid.UUID)`) to have each value checked and
+    converted, so that a tampered value answers 400 instead of failing inside the query.
+    """
     if not cursor:
         return None
     try:
@@ -30,4 +37,14 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
         raise BadRequest("the cursor is not valid") from exc
     if not isinstance(values, list) or len(values) != arity:
         raise BadRequest("the cursor is not valid")
+    if types:
+        try:
+            return [_adapter(kind).validate_python(value) for kind, value in zip(types, values, strict=True)]
+        except ValidationError as exc:
+            raise BadRequest("the cursor is not valid") from exc
     return values
+
+
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)

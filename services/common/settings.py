@@ -17,7 +17,8 @@ DEVELOPMENT_SECRET = "development-only-secret"
 class ServiceSettings(BaseSettings):
     """What every service reads. Subclasses set `env_prefix` (REGISTRY_, CASES_, ...)."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+    # hide_input_in_errors: a refused setting must not print the other settings (real secrets among them).
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, hide_input_in_errors=True)
 
     environment: Environment = "development"
     host: str = "127.0.0.1"
@@ -41,7 +42,7 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> "ServiceSettings":
-        if self.environment == "production":
+        if self.environment != "development":
             for name, value in self.secret_values().items():
                 if value == DEVELOPMENT_SECRET or not value:
                     raise ValueError(f"{name} must be set outside development")

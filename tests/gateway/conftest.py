@@ -1,0 +1,81 @@
+"""Extra gateway processes with their own settings, beside the main stack (same database, real HTTP)."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from scripts.stack import ROOT, SERVICES, Stack, free_port
+
+
+class EchoUpstream:
+    """A stand-in service that answers with the headers it received; `/slow` waits before answering."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                if self.path.startswith("/slow"):
+                    time.sleep(3)
+                length = int(self.headers.get("content-length") or 0)
+                body = json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()},
+                                   "path": self.path, "body_bytes": len(self.rfile.read(length))}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="session")
+def echo_upstream() -> Iterator[EchoUpstream]:
+    upstream = EchoUpstream()
+    yield upstream
+    upstream.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(overrides: dict[str, str]) -> str:
+        port = free_port()
+        gateway = next(s for s in SERVICES if s.name == "gateway")
+        env = os.environ | stack.env_for(gateway) | {"GATEWAY_PORT": str(port), "GATEWAY_SEED_DEMO_USERS": "false"}
+        env |= overrides
+        log = (ROOT / "var" / "test-logs" / f"extra-gateway-{port}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+                                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+                                    "--no-proxy-headers"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("extra gateway did not start")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
