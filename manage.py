@@ -41,12 +41,14 @@ def main() -> int:
     command, rest = sys.argv[1], sys.argv[2:]
     ensure_environment()
     env = os.environ | {"PYTHONPATH": str(ROOT)}
+    os.chdir(ROOT)
     if command == "run":
-        return subprocess.call([PYTHON, "-m", "scripts.run", *rest], cwd=ROOT, env=env)
+        # Replace this process, so that Ctrl-C and SIGTERM reach the run command itself.
+        os.execve(PYTHON, [str(PYTHON), "-m", "scripts.run", *rest], env)
     if command == "lint":
         return subprocess.call([PYTHON, "-m", "ruff", "check", "."], cwd=ROOT, env=env)
     if command == "bench":
-        return subprocess.call([PYTHON, "-m", *rest], cwd=ROOT, env=env)
+        os.execve(PYTHON, [str(PYTHON), "-m", *rest], env)
     lint = subprocess.call([PYTHON, "-m", "ruff", "check", "."], cwd=ROOT, env=env)
     tests = subprocess.call([PYTHON, "-m", "pytest", *rest], cwd=ROOT, env=env)
     return tests or lint
