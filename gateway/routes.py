@@ -166,7 +166,7 @@ PUBLIC_SERVICE_PATHS = ("healthz", "readyz", "openapi.json")
 @router.api_route("/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                   include_in_schema=False)
 async def forward(request: Request, service: str, path: str) -> Response:
-    if service not in SERVICES or path.startswith("internal"):
+    if service not in SERVICES or path.startswith(("internal", "metrics")):
         raise NotFound("no such route")
     limit_address(request)
     if path not in PUBLIC_SERVICE_PATHS:

@@ -21,6 +21,7 @@ from scripts.stack import (
     free_port,
     new_client_secrets,
 )
+from tests.collector import TraceCollector
 from tests.helpers import Api
 from tests.idp import ProvinceIdp
 
@@ -55,10 +56,18 @@ def province_idp() -> Iterator[ProvinceIdp]:
 
 
 @pytest.fixture(scope="session")
-def stack(pg: Postgres, province_idp: ProvinceIdp) -> Iterator[Stack]:
+def trace_collector() -> Iterator[TraceCollector]:
+    collector = TraceCollector()
+    yield collector
+    collector.close()
+
+
+@pytest.fixture(scope="session")
+def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollector) -> Iterator[Stack]:
     names = {s.name: f"test_{RUN_ID}_{s.name}" for s in SERVICES}
     create_databases(pg, list(names.values()), drop_first=True)
-    extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config()} for s in SERVICES}
+    extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config(),
+                          f"{s.env_prefix}OTEL_EXPORTER_ENDPOINT": trace_collector.endpoint} for s in SERVICES}
     extra_env["reporting"]["REPORTING_FEED_IDLE_SECONDS"] = "0.2"
     extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}
     running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},

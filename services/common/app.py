@@ -14,8 +14,10 @@ from services.common.feed import events_router
 from services.common.health import health_router
 from services.common.http import RequestContextMiddleware, new_http_client
 from services.common.logging import configure_logging, get_logger
+from services.common.metrics import metrics_router
 from services.common.outbox import Outbox
 from services.common.settings import ServiceSettings
+from services.common.tracing import configure_tracing, instrument_client
 
 BackgroundTask = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
 StartupHook = Callable[[FastAPI], Awaitable[None]]
@@ -41,6 +43,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url, pool_size=settings.database_pool_size, outbox=outbox)
         app.state.http = new_http_client()
+        instrument_client(app.state.http, settings.otel_exporter_endpoint)
         app.state.verifier = TokenVerifier(
             issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=settings.jwks_url,
             client=app.state.http, trusted=settings.trusted_issuers,
@@ -68,8 +71,10 @@ def create_service_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router(migrations_dir))
+    app.include_router(metrics_router(settings.metrics_token))
     if outbox is not None:
         app.include_router(events_router(outbox))
     for router in routers:
         app.include_router(router)
+    configure_tracing(app, name, settings.otel_exporter_endpoint)
     return app

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.clients import ServiceTokenProvider
 from services.common.db import Database
 from services.common.logging import get_logger
+from services.common.metrics import FEED_LAG_SECONDS, FEED_POSITION
 from services.common.outbox import Event, EventPage
 
 logger = get_logger("consumer")
@@ -76,6 +77,9 @@ class FeedConsumer:
                 .values(position=page.next_cursor, updated_at=datetime.now(UTC))
             )
         self.last_success = datetime.now(UTC)
+        FEED_POSITION.labels(self.feed).set(page.next_cursor)
+        behind = (self.last_success - page.events[-1].occurred_at).total_seconds() if page.has_more else 0.0
+        FEED_LAG_SECONDS.labels(self.feed).set(behind)
         return len(page.events)
 
     async def run_forever(self, stop: asyncio.Event) -> None:

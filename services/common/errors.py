@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common.logging import get_logger, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
 logger = get_logger("errors")
 
 
@@ -94,7 +95,9 @@ def problem_body(status: int, title: str, detail: str | None, type_suffix: str |
     request_id = request_id_var.get()
     if request_id:
         body["request_id"] = request_id
-    body.update(extra)
+    # The standard members keep their RFC 9457 meaning: an extra field named like one (`status=` for a record's
+    # state, say) must not turn a 409 into "status": "cancelled".
+    body.update({key: value for key, value in extra.items() if key not in PROBLEM_MEMBERS})
     return body
 
 
@@ -122,8 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        extra = {key: value for key, value in exc.extra.items() if key not in PROBLEM_MEMBERS | {"type_suffix"}}
         return problem_response(exc.status, exc.title, exc.detail, type_suffix=exc.type_suffix,
-                                instance=request.url.path, headers=exc.headers, **exc.extra)
+                                instance=request.url.path, headers=exc.headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ from httpx_aiohttp import AiohttpTransport
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.logging import get_logger, request_id_var
+from services.common.metrics import observe_request
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -62,15 +63,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", "unmatched")
+            seconds = time.perf_counter() - started
+            observe_request(scope["method"], route, status, seconds)
             access_logger.info(
                 "request",
-                extra={
-                    "method": scope["method"],
-                    "route": getattr(route, "path", "unmatched"),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
+                extra={"method": scope["method"], "route": route, "status": status,
+                       "duration_ms": round(seconds * 1000, 2)},
             )
             request_id_var.reset(token)
 

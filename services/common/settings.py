@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     # {issuer, jwks_url, audience, claims: {role, agency, jurisdiction}, role_values: {their role: our role}}.
     trusted_issuers_json: str = "[]"
 
+    # Observability: a bearer token for /metrics (empty: loopback callers only), and an OTLP/HTTP endpoint for
+    # traces (empty: tracing off), e.g. http://otel-collector:4318/v1/traces.
+    metrics_token: str = ""
+    otel_exporter_endpoint: str = ""
+
     # This service's own OAuth2 client, used when it calls another service.
     service_client_id: str = ""
     service_client_secret: str = DEVELOPMENT_SECRET
