@@ -19,6 +19,7 @@ STRIPPED_REQUEST_HEADERS = {
     "x-user", "x-subject", "x-role", "x-agency", "x-jurisdiction", "x-remote-user", "x-authenticated-user",
     "x-original-url", "x-rewrite-url", "x-request-id", "cookie",
 }
+BUFFERED_RESPONSE_BYTES = 256_000
 STRIPPED_RESPONSE_HEADERS = {
     "connection", "keep-alive", "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
     "upgrade", "content-length", "server", "date",
@@ -55,6 +56,14 @@ class Proxy:
         response_headers = {
             k: v for k, v in response.headers.items() if k.lower() not in STRIPPED_RESPONSE_HEADERS
         }
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= BUFFERED_RESPONSE_BYTES:
+            # Small answers (nearly all JSON) are cheaper to pass on whole than as a stream.
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+            return Response(content, status_code=response.status_code, headers=response_headers)
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=response_headers,
                                  background=BackgroundTask(response.aclose))
 

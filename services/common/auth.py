@@ -133,8 +133,21 @@ class TokenVerifier:
         }
         if own_keys is not None:
             self.caches[self.own.issuer] = own_keys
+        # Verified tokens, kept for at most a minute and never past their expiry: a frontend sends the same
+        # token with every call, and an ECDSA check per request is the largest CPU cost of a small call.
+        self.verified: dict[str, tuple[Subject, float]] = {}
 
     async def verify(self, token: str) -> Subject:
+        cached = self.verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        subject, expires = await self._verify(token)
+        if len(self.verified) >= 10_000:
+            self.verified.clear()
+        self.verified[token] = (subject, min(expires, time.time() + 60))
+        return subject
+
+    async def _verify(self, token: str) -> tuple[Subject, float]:
         try:
             header = tokens.unverified_header(token)
             issuer = self._claimed_issuer(token)
@@ -145,7 +158,7 @@ class TokenVerifier:
             claims = tokens.verify(token, keys, issuer=config.issuer, audience=config.audience)
         except tokens.TokenError as exc:
             raise Unauthorized(str(exc)) from exc
-        return self._subject(claims, config)
+        return self._subject(claims, config), float(claims["exp"])
 
     @staticmethod
     def _claimed_issuer(token: str) -> str:
