@@ -39,6 +39,9 @@ class Database:
     async def commit(self, session: AsyncSession) -> None:
         if self.outbox is not None:
             await self.outbox.write_pending(session)
+        elif session.info.get("outbox"):
+            # Committing would silently drop the events: the service forgot to give its outbox to the database.
+            raise RuntimeError("events were emitted in a unit of work whose database has no outbox")
         await session.commit()
 
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:

@@ -1,0 +1,143 @@
+"""One unit of work per request: commit after the handler returns and before the response, rollback on error."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.db import Database, DbSession, new_metadata
+from services.common.errors import Conflict, install_error_handlers
+from services.common.http import RequestContextMiddleware
+from services.common.outbox import Outbox
+
+metadata = new_metadata()
+outbox = Outbox(metadata, source="test")
+items = Table(
+    "item", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token", String(40), nullable=False),
+    # Checked at commit, so a request can fail after its handler returned.
+    UniqueConstraint("token", name="uq_item_token", deferrable=True, initially="DEFERRED"),
+)
+
+
+class ItemCreate(BaseModel):
+    token: str
+    fail: Literal["never", "unexpected", "app_error"] = "never"
+
+
+@dataclass
+class CommitProbe:
+    """ASGI wrapper: when the response starts, asks the database from another connection what is committed."""
+
+    app: ASGIApp
+    database: Database | None = None
+    committed_at_response_start: list[int] = field(default_factory=list)
+    held_at_response_start: list[int] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def probing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.database is not None:
+                self.held_at_response_start.append(self.database.engine.pool.checkedout())
+                async with self.database.engine.connect() as connection:
+                    self.committed_at_response_start.append(
+                        (await connection.execute(select(func.count()).select_from(items))).scalar_one())
+            await send(message)
+
+        await self.app(scope, receive, probing_send)
+
+
+def build_app(database: Database) -> FastAPI:
+    app = FastAPI()
+    app.state.db = database
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.post("/items", status_code=201)
+    async def create_item(body: ItemCreate, session: DbSession) -> dict[str, str]:
+        await session.execute(items.insert().values(token=body.token))
+        outbox.emit(session, "test.item_created", {"token": body.token}, agency="test")
+        await session.flush()
+        if body.fail == "unexpected":
+            raise RuntimeError("boom after writing")
+        if body.fail == "app_error":
+            raise Conflict("refused after writing")
+        return {"token": body.token}
+
+    return app
+
+
+@dataclass
+class Harness:
+    database: Database
+    probe: CommitProbe
+    client: httpx.AsyncClient
+
+    async def stored(self) -> tuple[list[str], list[str]]:
+        async with self.database.sessionmaker() as session:
+            tokens = list((await session.execute(select(items.c.token).order_by(items.c.id))).scalars())
+            events = list((await session.execute(select(outbox.table.c.payload["token"].astext)
+                                                 .order_by(outbox.table.c.seq))).scalars())
+        return tokens, events
+
+
+@pytest.fixture
+async def harness(database_url: str) -> AsyncIterator[Harness]:
+    database = Database(database_url, pool_size=2, outbox=outbox)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    probe = CommitProbe(build_app(database))
+    probe.database = database
+    transport = httpx.ASGITransport(app=probe, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Harness(database, probe, client)
+    await database.dispose()
+
+
+async def test_success_is_answered_only_after_the_commit(harness: Harness) -> None:
+    response = await harness.client.post("/items", json={"token": "first"})
+    assert response.status_code == 201
+    assert harness.probe.committed_at_response_start == [1], "the 201 started before the row was committed"
+    assert harness.probe.held_at_response_start == [0]
+    assert await harness.stored() == (["first"], ["first"])
+
+
+@pytest.mark.parametrize(("fail", "status"), [("unexpected", 500), ("app_error", 409)])
+async def test_a_request_that_fails_after_writing_leaves_nothing_behind(
+        harness: Harness, fail: str, status: int) -> None:
+    response = await harness.client.post("/items", json={"token": "doomed", "fail": fail})
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await harness.stored() == ([], [])
+    assert harness.probe.held_at_response_start == [0], "the error was answered before the rollback"
+
+
+async def test_a_failed_commit_is_never_answered_as_success(harness: Harness) -> None:
+    assert (await harness.client.post("/items", json={"token": "twice"})).status_code == 201
+    # The duplicate passes the handler (the constraint is deferred) and fails at commit time.
+    response = await harness.client.post("/items", json={"token": "twice"})
+    assert response.status_code >= 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await harness.stored() == (["twice"], ["twice"])
+    assert harness.probe.held_at_response_start == [0, 0]
+
+
+async def test_events_on_a_database_without_an_outbox_fail_loudly_instead_of_vanishing(database_url: str) -> None:
+    database = Database(database_url, pool_size=1)  # the outbox was not handed to the database
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        with pytest.raises(RuntimeError, match="no outbox"):
+            async for session in database.unit_of_work():
+                await session.execute(items.insert().values(token="lost"))
+                outbox.emit(session, "test.item_created", {"token": "lost"}, agency="test")
+        async with database.sessionmaker() as session:
+            assert (await session.execute(select(func.count()).select_from(items))).scalar_one() == 0
+    finally:
+        await database.dispose()
