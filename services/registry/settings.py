@@ -1,5 +1,8 @@
 """Registry settings (env prefix REGISTRY_)."""
 
+import tempfile
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -10,3 +13,9 @@ class RegistrySettings(ServiceSettings):
 
     port: int = 8001
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/registry"
+
+    # Bulk import: uploads wait on local disk until their job has read them.
+    import_dir: Path = Path(tempfile.gettempdir()) / "registry-imports"
+    import_max_bytes: int = 30_000_000
+    import_max_rows: int = 200_000
+    import_batch_rows: int = 2_000
