@@ -28,7 +28,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             client=app.state.http, trusted=settings.trusted_issuers, own_keys=keyring,
         )
         app.state.identity = Identity(settings, app.state.db, keyring)
-        app.state.proxy = Proxy(app.state.http, settings.upstreams, settings.upstream_timeout_seconds)
+        app.state.proxy = Proxy(settings.upstreams, settings.upstream_timeout_seconds)
+        await app.state.proxy.start()
         app.state.user_limiter = RateLimiter(settings.rate_limit_per_user)
         app.state.address_limiter = RateLimiter(settings.rate_limit_per_address)
         await app.state.identity.sync_service_clients()
@@ -45,6 +46,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         on_startup=[start],
         own_docs=False,
         background=[lambda app, stop: app.state.keyring.reload_periodically(stop)],
+        on_shutdown=[lambda app: app.state.proxy.close()],
     )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

@@ -166,12 +166,14 @@ PUBLIC_SERVICE_PATHS = ("healthz", "readyz", "openapi.json")
 @router.api_route("/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                   include_in_schema=False)
 async def forward(request: Request, service: str, path: str) -> Response:
-    if service not in SERVICES or path.startswith(("internal", "metrics")):
+    if service not in SERVICES:
         raise NotFound("no such route")
+    proxy = request.app.state.proxy
+    url = proxy.upstream_url(request, service)
     limit_address(request)
     if path not in PUBLIC_SERVICE_PATHS:
         subject = await current_subject(request, await bearer(request))
         limit_user(request, subject.id)
     settings = request.app.state.settings
     max_body = settings.max_upload_bytes if "/imports" in f"/{path}" else settings.max_body_bytes
-    return await request.app.state.proxy.forward(request, service, path, max_body)
+    return await proxy.forward(request, url, service, max_body)

@@ -18,7 +18,7 @@ SCOPE_TEXT = {
 }
 
 
-def route_permissions() -> list[tuple[str, str, str, Action | None]]:
+def route_permissions() -> list[tuple[str, str, str, tuple[Action, ...]]]:
     """(service, method, path, action) for every documented route, read from each app's OpenAPI document, where
     `require(action)` records the action as the security scope of the route."""
     from gateway.app import create_app as gateway_app
@@ -35,7 +35,7 @@ def route_permissions() -> list[tuple[str, str, str, Action | None]]:
             for method, operation in item.items():
                 scopes = [scope for requirement in operation.get("security", []) for scope in
                           next(iter(requirement.values()), [])]
-                rows.append((service, method.upper(), prefix + path, Action(scopes[0]) if scopes else None))
+                rows.append((service, method.upper(), prefix + path, tuple(Action(scope) for scope in scopes)))
     return rows
 
 
@@ -71,9 +71,11 @@ def render() -> str:
         cells = [PERMISSIONS[role].get(action) for role in roles]
         lines.append(f"| `{action.value}` | " + " | ".join(c.value if c else "" for c in cells) + " |")
     lines += ["", "## Routes", "", "Paths as seen through the gateway. Routes without an action need no token, or "
-              "only a valid one.", "", "| service | method | path | action |", "|---|---|---|---|"]
-    for service, method, path, action in route_permissions():
-        lines.append(f"| {service} | {method} | `{path}` | {f'`{action.value}`' if action else ''} |")
+              "only a valid one.", "", "| service | method | path | action | reached |", "|---|---|---|---|---|"]
+    for service, method, path, actions in route_permissions():
+        shown = " or ".join(f"`{action.value}`" for action in actions)
+        where = "direct, between services" if "/internal/" in path else "through the gateway"
+        lines.append(f"| {service} | {method} | `{path}` | {shown} | {where} |")
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,7 @@ from services.common.tracing import configure_tracing, instrument_client
 
 BackgroundTask = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
 StartupHook = Callable[[FastAPI], Awaitable[None]]
+ShutdownHook = Callable[[FastAPI], Awaitable[None]]
 
 
 def create_service_app(
@@ -35,6 +36,7 @@ def create_service_app(
     on_startup: Sequence[StartupHook] = (),
     background: Sequence[BackgroundTask] = (),
     own_docs: bool = True,
+    on_shutdown: Sequence[ShutdownHook] = (),
 ) -> FastAPI:
     configure_logging(name, settings.log_level)
     logger = get_logger(name)
@@ -61,6 +63,8 @@ def create_service_app(
                 await asyncio.wait(tasks, timeout=5)
                 for task in tasks:
                     task.cancel()
+            for shutdown_hook in on_shutdown:
+                await shutdown_hook(app)
             await app.state.http.aclose()
             await app.state.db.dispose()
 

@@ -200,15 +200,16 @@ async def current_subject(request: Request,
     return subject
 
 
-def require(action: Action) -> Callable[..., Awaitable[Subject]]:
-    """A dependency: the caller's role may take `action` at all. Which objects it reaches is checked later."""
+def require(action: Action, *alternatives: Action) -> Callable[..., Awaitable[Subject]]:
+    """A dependency: the caller's role may take `action` (or one of the `alternatives`) at all. Which objects it
+    reaches is checked later, in the service's one `readable()` place."""
+    actions = (action, *alternatives)
 
-    # Security scopes put the action into the OpenAPI document of every route that requires it.
-    async def dependency(subject: Subject = Security(current_subject, scopes=[action.value])) -> Subject:
-        if not subject.can(action):
+    # Security scopes put the actions into the OpenAPI document of every route that requires them.
+    async def dependency(subject: Subject = Security(current_subject, scopes=[a.value for a in actions])) -> Subject:
+        if not any(subject.can(a) for a in actions):
             raise Forbidden(f"your role may not {action.value}")
         return subject
 
     dependency.__name__ = f"require_{action.name.lower()}"
-    dependency.action = action  # type: ignore[attr-defined]  # read by the docs and the permission-matrix test
     return dependency

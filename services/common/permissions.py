@@ -51,6 +51,7 @@ class Action(StrEnum):
     # registry
     CHILD_CREATE = "child:create"
     CHILD_READ = "child:read"
+    CHILD_SEARCH = "child:search"
     CHILD_UPDATE = "child:update"
     CHILD_MERGE = "child:merge"
     CHILD_HISTORY = "child:history"
@@ -85,6 +86,7 @@ J, INV, OWN, MATCH = Scope.JURISDICTION, Scope.INVOLVED, Scope.OWN, Scope.MATCH
 PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     Role.HOTLINE_OPERATOR: {
         Action.CHILD_READ: MATCH,
+        Action.CHILD_SEARCH: MATCH,
         Action.LOCATION_READ: J,
         Action.CASE_CREATE: J,
         Action.CASE_READ: OWN,
@@ -93,6 +95,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     Role.CHILD_PROTECTION_OFFICER: {
         Action.CHILD_CREATE: J,
         Action.CHILD_READ: J,
+        Action.CHILD_SEARCH: J,
         Action.CHILD_UPDATE: J,
         Action.CHILD_MERGE: J,
         Action.CHILD_HISTORY: J,
@@ -112,6 +115,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     },
     Role.COMMUNE_CHAIRMAN: {
         Action.CHILD_READ: J,
+        Action.CHILD_SEARCH: J,
         Action.CHILD_HISTORY: J,
         Action.CHILD_EXPORT: J,
         Action.LOCATION_READ: J,

@@ -1,0 +1,134 @@
+"""Write `docs/workflow.md` from the workflow table (`services/cases/workflow.py`) and the permission table.
+
+    python -m scripts.gen_workflow_docs          # write the file
+    python -m scripts.gen_workflow_docs --check  # exit 1 if the committed file differs
+"""
+
+import sys
+from pathlib import Path
+
+from services.cases import vocabulary, workflow
+from services.cases.settings import CasesSettings
+from services.common.permissions import PERMISSIONS
+
+TARGET = Path(__file__).resolve().parent.parent / "docs" / "workflow.md"
+
+
+def _roles(step: workflow.Step) -> str:
+    return ", ".join(role.value for role, actions in PERMISSIONS.items() if step.permission in actions)
+
+
+def _fields(step: workflow.Step) -> str:
+    fields = step.form.model_fields
+    if not fields:
+        return "-"
+    return ", ".join(name if info.is_required() else f"{name}?" for name, info in fields.items())
+
+
+def _names(values: tuple[object, ...]) -> str:
+    if values == workflow.ALL_DEADLINES:
+        return "all (cancelled)"
+    return ", ".join(str(v) for v in values) or "-"
+
+
+def diagram() -> list[str]:
+    lines = ["```mermaid", "stateDiagram-v2", "    [*] --> received : intake (Form 01)"]
+    for step in workflow.TRANSITIONS:
+        if step.target is None:
+            continue
+        for source in step.sources:
+            lines.append(f"    {source} --> {step.target} : {step.action}")
+    lines += ["    closed --> [*]", "```"]
+    return lines
+
+
+def deadline_rows() -> list[str]:
+    defaults = CasesSettings.model_fields
+    rows = ["| deadline | runs for | counted from | set by | started by | met by |", "|---|---|---|---|---|---|"]
+    for name, rule in workflow.DEADLINES.items():
+        if isinstance(rule.amount, int):
+            amount, source = f"{rule.amount} {rule.unit.replace('_', ' ')}", rule.source
+        else:
+            default = defaults[rule.amount].default
+            amount = f"{default} {rule.unit.replace('_', ' ')}"
+            source = f"{rule.source}: `CASES_{rule.amount.upper()}`"
+        started = [s.action for s in workflow.TRANSITIONS if name in s.starts]
+        if name in workflow.INTAKE_STARTS:
+            started.insert(0, "intake")
+        met = [s.action for s in workflow.TRANSITIONS if name in s.stops and s.target != vocabulary.State.CLOSED]
+        anchor = "the intake" if rule.anchor == "received" else "the starting step"
+        rows.append(f"| {name} | {amount} | {anchor} | {source} | {', '.join(started)} | {', '.join(met)} |")
+    return rows
+
+
+def render() -> str:
+    lines = [
+        "# Case workflow (Decree 56/2017/ND-CP, Arts. 25-32)",
+        "",
+        "Generated from `services/cases/workflow.py` and `services/common/permissions.py` by",
+        "`python -m scripts.gen_workflow_docs`; do not edit by hand (a test compares this file with the tables).",
+        "",
+        "Take an action with `POST /v1/cases/{id}/actions/{action}`, the form as JSON body and `If-Match` set to the",
+        "case's ETag. An action not allowed in the current state answers 409 with the allowed actions; a stale ETag",
+        "412; a missing one 428. Working days skip weekends and Vietnam's public holidays, lunar ones included",
+        "(`holidays` package), and count Saturdays declared working days; a deadline in working days ends at",
+        "midnight, Vietnam time.",
+        "",
+        "## States",
+        "",
+        *diagram(),
+        "",
+        "Actions that keep the state (not drawn): "
+        + ", ".join(f"`{s.action}`" for s in workflow.TRANSITIONS if s.target is None) + ".",
+        "",
+        "## Actions",
+        "",
+        "Fields marked `?` are optional. Roles come from the permission table.",
+        "",
+        "| action | from | to | permission | roles | form: fields | starts | stops | legal step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in workflow.TRANSITIONS:
+        sources = "any open state" if step.sources == workflow.OPEN_STATES else ", ".join(step.sources)
+        if step.requires_running:
+            sources += f" (while {step.requires_running} runs)"
+        lines.append(
+            f"| {step.action} | {sources} | {step.target or 'same'} | {step.permission} | {_roles(step)} "
+            f"| {step.form.__name__}: {_fields(step)} | {_names(step.starts)} | {_names(step.stops)} "
+            f"| {step.legal_step} |"
+        )
+    lines += ["", "## Deadlines", "", *deadline_rows(), "",
+              "A deadline is *missed* when the periodic check finds it running past its due time "
+              "(`case.deadline_missed`, once) or when it is met late. Closing a case cancels running deadlines.",
+              "", "## Who sees what", "",
+              "All object filtering is in `services/cases/access.py` (`readable`); a case out of reach answers 404.",
+              "",
+              "- The commune's people's committee (child-protection officer, chairman) manages the cases of its "
+              "commune and sees all of each: reporter, forms in the history, plan, every task and note.",
+              "- Hotline operators read back only the intakes they made.",
+              "- Police, education and justice officers see the cases of their area that involve their agency (a task "
+              "or referral to it, or an intake it made): their own tasks, notes shared with participants and their "
+              "own notes; never the reporter (unless their agency made the intake), the plan or the forms.",
+              "- Health officers read every case of their area (the provincial Department of Health oversees child "
+              "protection since 2025) with the same need-to-know view as other agencies.",
+              "- A sexual-abuse report creates a referral task for the police at once (Joint Circular 01/2022).",
+              "", "## Values", ""]
+    for title, enum in (("States", vocabulary.State), ("Abuse forms (Law Art. 4)", vocabulary.AbuseForm),
+                        ("Environments", vocabulary.Environment), ("Closure reasons", vocabulary.ClosureReason),
+                        ("Deadlines", vocabulary.Deadline), ("Task agencies", vocabulary.TaskAgency),
+                        ("Measures (Law Art. 50(2))", vocabulary.Measure),
+                        ("Review ratings (Form 06)", vocabulary.RiskRating)):
+        lines.append(f"- {title}: " + ", ".join(f"`{v.value}`" for v in enum))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        return 0 if TARGET.exists() and TARGET.read_text(encoding="utf-8") == text else 1
+    TARGET.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
