@@ -1,0 +1,1 @@
+"""Deployment: the container entry points (serve, migrate, healthcheck), compose and Kubernetes files."""
