@@ -1,5 +1,16 @@
-"""Reporting tables: aggregates only, never names or other personal data."""
+"""Reporting tables: pseudonymous facts (opaque ids, no names) and the figures derived from them.
 
+The facts are the latest statistical snapshot of each child and case, exactly as the producers publish them
+(docs/events.md). Figures are materialised per commune and period, and per province and period, and tagged with
+the data version they were computed from, so a report is read, not recomputed, while nothing changed.
+"""
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, String
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -15,12 +26,143 @@ metadata = ReportingTable.metadata
 feed_cursors = feed_cursor_table(metadata)
 
 
-class ChildCount(ReportingTable, table=True):
-    """Children followed, per commune and sex."""
+class ChildFact(ReportingTable, table=True):
+    """The latest snapshot of a child followed by the registry (tre em duoc theo doi), without identity."""
 
-    __tablename__ = "child_count"
+    __tablename__ = "child_fact"
+    __table_args__ = (Index("ix_child_fact_commune", "commune_code", "birth_month"),)
 
+    child_id: uuid.UUID = Field(primary_key=True)
+    revision: int
+    province_code: str = Field(max_length=2)
+    commune_code: str = Field(max_length=5)
+    sex: str = Field(max_length=10)
+    birth_month: date  # first day of the birth month
+    status: str = Field(max_length=20)
+    status_date: date | None = None
+    birth_registered: bool = False
+    birth_registered_on: date | None = None
+    health_insurance_valid_until: date | None = None
+    disability: bool = False
+    at_risk: bool = False
+    # The Vietnamese calendar day the registry first published this child: it is counted from then on.
+    followed_since: date
+    # A record retired by a merge is never counted again.
+    merged_into: uuid.UUID | None = None
+
+
+class ChildSpecialGroup(ReportingTable, table=True):
+    """One spell of a child in one of the 14 groups of Law Art. 10 (tre em co hoan canh dac biet)."""
+
+    __tablename__ = "child_special_group"
+    __table_args__ = (Index("ix_child_special_group_commune", "commune_code"),)
+
+    child_id: uuid.UUID = Field(primary_key=True)
+    group_code: str = Field(primary_key=True, max_length=2)
+    start: date = Field(primary_key=True)
+    end: date | None = None
+    supported: bool = False
+    commune_code: str = Field(max_length=5)
+
+
+class CaseFact(ReportingTable, table=True):
+    """The latest snapshot of a protection case (vu viec xam hai tre em), without identity or free text."""
+
+    __tablename__ = "case_fact"
+    __table_args__ = (
+        Index("ix_case_fact_commune_received", "commune_code", "received_on"),
+        Index("ix_case_fact_commune_closed", "commune_code", "closed_on"),
+    )
+
+    case_id: uuid.UUID = Field(primary_key=True)
+    revision: int
+    province_code: str = Field(max_length=2)
+    commune_code: str = Field(max_length=5)
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_on: date  # Vietnamese calendar day
+    child_sex: str = Field(max_length=10)
+    child_age_group: str = Field(max_length=10)
+    child_id: uuid.UUID | None = None
+    abuse_forms: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String(30)), nullable=False))
+    environment: str = Field(max_length=30)
+    state: str = Field(max_length=40)
+    emergency: bool = False
+    intervened: bool = False
+    closure_reason: str | None = Field(default=None, max_length=40)
+    closed_on: date | None = None
+
+
+class CaseDeadline(ReportingTable, table=True):
+    """One named deadline of a case's workflow and whether it was met in time."""
+
+    __tablename__ = "case_deadline"
+    __table_args__ = (Index("ix_case_deadline_commune_due", "commune_code", "due_on"),)
+
+    case_id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(primary_key=True, max_length=40)
+    commune_code: str = Field(max_length=5)
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    due_on: date
+    met_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    missed: bool = False
+
+
+class DataVersion(ReportingTable, table=True):
+    """A counter per place (commune, province, `VN`) bumped in the transaction that changes its facts.
+
+    ETags come from it, so a poll that changed nothing is answered without computing anything.
+    """
+
+    __tablename__ = "data_version"
+
+    location_code: str = Field(primary_key=True, max_length=5)
+    province_code: str | None = Field(default=None, max_length=2, index=True)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class FeedProgress(ReportingTable, table=True):
+    """How far each feed has been applied: the last event's position and when it happened at the producer."""
+
+    __tablename__ = "feed_progress"
+
+    feed: str = Field(primary_key=True, max_length=50)
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_event_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    applied_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class RejectedEvent(ReportingTable, table=True):
+    """An event that did not match the contract: skipped (so one bad event cannot stop the feed) and kept for
+    investigation by position and reason only, never its payload."""
+
+    __tablename__ = "rejected_event"
+
+    feed: str = Field(primary_key=True, max_length=50)
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    event_type: str = Field(max_length=100)
+    reason: str = Field(max_length=500)
+    rejected_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CommuneFigures(ReportingTable, table=True):
+    """All counts of one commune for one period, computed from the facts at `version` of the commune."""
+
+    __tablename__ = "commune_figures"
+
+    period_id: str = Field(primary_key=True, max_length=10)
     commune_code: str = Field(primary_key=True, max_length=5)
-    sex: str = Field(primary_key=True, max_length=10)
     province_code: str = Field(max_length=2, index=True)
-    count: int = 0
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    figures: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ProvinceFigures(ReportingTable, table=True):
+    """The sum of a province's commune figures for one period, at `version` of the province."""
+
+    __tablename__ = "province_figures"
+
+    period_id: str = Field(primary_key=True, max_length=10)
+    province_code: str = Field(primary_key=True, max_length=2)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    figures: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))

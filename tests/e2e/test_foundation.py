@@ -1,8 +1,10 @@
 """The four processes run together: health, routing through the gateway, and an event across services."""
 
+from datetime import UTC, datetime
+
 import httpx
 
-from tests.helpers import DEMO_COMMUNE, Api, eventually
+from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE, Api, eventually
 
 
 async def test_every_service_is_alive_and_ready(api: Api) -> None:
@@ -27,13 +29,15 @@ async def test_request_id_travels_to_the_service(api: Api) -> None:
 
 async def test_child_registered_in_registry_reaches_reporting(api: Api) -> None:
     officer = await api.as_demo("child_protection_officer")
-    chairman = await api.as_demo("commune_chairman")
+    statistician = await api.as_demo("province_statistician")
+    period = f"{datetime.now(UTC).year}"
 
     async def followed() -> int:
-        response = await api.client.get("/reporting/v1/children-followed", params={"location": DEMO_COMMUNE},
-                                        headers=chairman)
+        # Province level: figures are published unsuppressed there, so a change of one child shows.
+        response = await api.client.get("/reporting/v1/values", headers=statistician, params={
+            "indicator": "TE01", "period": period, "location": DEMO_PROVINCE, "breakdown": "total"})
         assert response.status_code == 200, response.text
-        return int(response.json()["value"])
+        return int(response.json()["values"][0]["value"])
 
     before = await followed()
     created = await api.client.post("/registry/v1/children", headers=officer, json={
