@@ -1,15 +1,45 @@
 """The cases application: `uvicorn services.cases.app:create_app --factory`."""
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.cases import registry, service
 from services.cases.models import outbox
 from services.cases.routes import router
 from services.cases.settings import CasesSettings
 from services.common.app import create_service_app
+from services.common.clients import ServiceTokenProvider
+from services.common.logging import get_logger
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+logger = get_logger("cases")
+
+
+async def connect_registry(app: FastAPI) -> None:
+    settings: CasesSettings = app.state.settings
+    tokens = ServiceTokenProvider(app.state.http, f"{settings.gateway_url}/auth/token", settings.service_client_id,
+                                  settings.service_client_secret, registry.SCOPES)
+    app.state.registry = registry.RegistryClient(app.state.http, tokens, settings.registry_url,
+                                                 settings.registry_timeout_seconds)
+
+
+async def watch_deadlines(app: FastAPI, stop: asyncio.Event) -> None:
+    """The periodic check: mark overdue steps and emit one event per missed deadline."""
+    settings: CasesSettings = app.state.settings
+    while not stop.is_set():
+        try:
+            # Rounds follow each other at once while they find work, so a backlog clears without waiting.
+            while marked := await service.check_deadlines(app.state.db, settings):
+                logger.info("deadlines missed", extra={"count": marked})
+                if stop.is_set():
+                    break
+        except Exception as exc:  # the next round retries; a failed round must not end the loop
+            logger.warning("deadline check failed", extra={"error_type": type(exc).__name__})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.deadline_check_seconds)
 
 
 def create_app(settings: CasesSettings | None = None) -> FastAPI:
@@ -22,4 +52,6 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         routers=[router],
         outbox=outbox,
+        on_startup=[connect_registry],
+        background=[watch_deadlines],
     )

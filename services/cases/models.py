@@ -1,11 +1,38 @@
-"""Cases tables."""
+"""Cases tables.
 
+`case_record` holds the current state and its `version` (the ETag, and the `revision` of event snapshots);
+`case_history` holds one row per version, so the history can be checked for gaps. Personal data (reporter, child
+details, free text) stays in these tables and never leaves in events or logs.
+"""
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from services.common.audit import AuditLog
 from services.common.db import new_metadata
 from services.common.outbox import Outbox
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
@@ -15,3 +42,162 @@ class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
 metadata = CasesTable.metadata
 outbox = Outbox(metadata, source="cases")
 audit = AuditLog(metadata)
+
+
+def _case_fk() -> Any:
+    return Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False, index=True))
+
+
+class Case(CasesTable, table=True):
+    """Ho so vu viec tre em bi xam hai: a report and everything done about it (Decree 56 Arts. 25-32)."""
+
+    __tablename__ = "case_record"
+    __table_args__ = (
+        UniqueConstraint("created_by", "idempotency_key", name="uq_case_record_idempotency"),
+        # INCLUDE: the work lists and the involvement test find case ids without visiting the wide rows.
+        Index("ix_case_record_commune_state", "commune_code", "state", postgresql_include=["id", "intake_agency"]),
+        Index("ix_case_record_province_state", "province_code", "state",
+              postgresql_include=["id", "commune_code", "intake_agency"]),
+        Index("ix_case_record_created_by", "created_by", "received_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    state: str = Field(max_length=30)
+    version: int = 1
+    province_code: str = Field(max_length=2)
+    commune_code: str = Field(max_length=5, description="The responsible commune (where it happened, or moved to)")
+    incident_commune_code: str = Field(max_length=5)
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    incident_date: date | None = None
+    intake_agency: str = Field(max_length=50)
+    created_by: str = Field(max_length=100)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+    reporter_anonymous: bool = True
+    reporter: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+
+    child_id: uuid.UUID | None = None
+    child_first_name: str | None = Field(default=None, max_length=100)
+    child_age_years: int | None = None
+    child_sex: str = Field(max_length=10)
+    child_age_group: str = Field(max_length=10)
+    child_place: str | None = Field(default=None, max_length=200)
+
+    abuse_forms: list[str] = Field(sa_column=Column(ARRAY(String(30)), nullable=False))
+    environment: str = Field(max_length=30)
+    perpetrator_relationship: str = Field(max_length=30)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    danger_indicators: list[str] = Field(sa_column=Column(ARRAY(String(40)), nullable=False))
+
+    emergency: bool | None = None
+    plan_cycle: int = 0
+    closure_reason: str | None = Field(default=None, max_length=30)
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class CaseHistory(CasesTable, table=True):
+    """Qua trinh xu ly: one row per version of the case (who, agency, when, what, from which state to which)."""
+
+    __tablename__ = "case_history"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_history_version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
+    case_id: uuid.UUID = _case_fk()
+    version: int
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor_id: str = Field(max_length=100)
+    actor_role: str = Field(max_length=50)
+    agency: str = Field(max_length=50)
+    action: str = Field(max_length=50)
+    from_state: str | None = Field(default=None, max_length=30)
+    to_state: str = Field(max_length=30)
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+
+
+class CaseDeadline(CasesTable, table=True):
+    """A statutory or configured deadline one step started; met, cancelled (case closed) or missed."""
+
+    __tablename__ = "case_deadline"
+    __table_args__ = (
+        Index("ix_case_deadline_due_open", "due_at",
+              postgresql_where=text("met_at IS NULL AND cancelled_at IS NULL AND missed_at IS NULL")),
+        Index("ix_case_deadline_running", "case_id", "due_at",
+              postgresql_where=text("met_at IS NULL AND cancelled_at IS NULL")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = _case_fk()
+    name: str = Field(max_length=40)
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    met_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    cancelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    missed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+    @property
+    def running(self) -> bool:
+        return self.met_at is None and self.cancelled_at is None
+
+    @property
+    def missed(self) -> bool:
+        return self.missed_at is not None or (self.met_at is not None and self.met_at > self.due_at)
+
+
+class CasePlan(CasesTable, table=True):
+    """Ke hoach ho tro, can thiep (Form 04) and the chairman's decision on it (Form 05)."""
+
+    __tablename__ = "case_plan"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = _case_fk()
+    cycle: int
+    status: str = Field(max_length=20)  # submitted, approved, returned, superseded
+    objectives: str = Field(sa_column=Column(Text, nullable=False))
+    measures: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    tasks: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    submitted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    submitted_by: str = Field(max_length=100)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    decided_by: str | None = Field(default=None, max_length=100)
+    decision_number: str | None = Field(default=None, max_length=200)
+    return_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class CaseTask(CasesTable, table=True):
+    """A task for one agency: a plan task (Decree 56 Art. 31) or a referral (sexual abuse: Joint Circular 01/2022)."""
+
+    __tablename__ = "case_task"
+    __table_args__ = (
+        Index("ix_case_task_agency_status_due", "agency", "status", "due_date"),
+        Index("ix_case_task_case_agency", "case_id", "agency"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False))
+    plan_id: uuid.UUID | None = Field(default=None, foreign_key="case_plan.id")
+    kind: str = Field(max_length=20)  # plan, referral
+    agency: str = Field(max_length=30)
+    assignee_id: str | None = Field(default=None, max_length=200)
+    title: str = Field(max_length=200)
+    due_date: date
+    status: str = Field(max_length=20)
+    notes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    version: int = 1
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseNote(CasesTable, table=True):
+    """A case note, visible to the case managers only or to every participant."""
+
+    __tablename__ = "case_note"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = _case_fk()
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    author_id: str = Field(max_length=100)
+    author_role: str = Field(max_length=50)
+    agency: str = Field(max_length=50)
+    visibility: str = Field(max_length=20)
+    text: str = Field(sa_column=Column(Text, nullable=False))

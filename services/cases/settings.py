@@ -1,5 +1,9 @@
-"""Cases settings (env prefix CASES_)."""
+"""Cases settings (env prefix CASES_).
 
+Deadlines the law does not fix are here, with defaults; deadlines the law fixes are in `workflow.DEADLINES`.
+"""
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -11,3 +15,17 @@ class CasesSettings(ServiceSettings):
     port: int = 8002
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cases"
     registry_url: str = "http://127.0.0.1:8001"
+    registry_timeout_seconds: float = 5.0
+
+    # Deadlines not fixed by law (see docs/workflow.md).
+    assessment_hours: int = Field(12, ge=1, description="Initial assessment (Form 02) after the intake.")
+    specific_assessment_working_days: int = Field(3, ge=1, description="Specific assessment and needs meeting.")
+    plan_approval_working_days: int = Field(2, ge=1, description="Chairman's decision on a submitted plan.")
+    plan_revision_working_days: int = Field(3, ge=1, description="Resubmitting a returned plan.")
+    review_interval_days: int = Field(30, ge=1, description="Days between reviews of a plan being carried out.")
+
+    # The periodic deadline check, and how far ahead `me/work` warns of deadlines.
+    deadline_check_seconds: float = Field(60.0, gt=0)
+    deadline_check_batch: int = Field(500, ge=1)
+    work_horizon_hours: int = Field(48, ge=1)
+    work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")

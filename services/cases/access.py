@@ -1,0 +1,69 @@
+"""Who reaches which case, and which part of it: the one place of object-level access control in this service.
+
+`readable(subject, action)` builds the base query of every read and write of a case; `readable_tasks` builds
+that of tasks. Outside reach means 404. `Visibility` says which parts of a reachable case a caller sees: the
+design is need-to-know (Law on Children Art. 21; Decree 56 Art. 33): the commune's people's committee manages
+the case and sees all of it; the reporter's identity is shown only to the managers and to the intake's own
+agency; other agencies see their own tasks, notes shared with participants, and no form contents.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
+from sqlalchemy.orm import aliased
+
+from services.cases.models import Case, CaseNote, CaseTask
+from services.cases.vocabulary import NoteVisibility
+from services.common.auth import Subject
+from services.common.permissions import Action, Agency, Scope
+
+
+def reach(subject: Subject, action: Action) -> ColumnElement[bool]:
+    """The condition on `Case` rows that `subject` may take `action` on."""
+    jurisdiction = subject.jurisdiction.filter(Case.province_code, Case.commune_code)
+    match subject.scope(action):
+        case Scope.JURISDICTION:
+            return jurisdiction
+        case Scope.INVOLVED:
+            # A task or referral to the caller's agency, or an intake its own agency made.
+            task = aliased(CaseTask)  # its own alias: the condition is also used in queries over tasks
+            involved = exists().where(task.case_id == Case.id, task.agency == subject.agency.value)
+            return and_(jurisdiction, or_(involved, Case.intake_agency == subject.agency.value))
+        case Scope.OWN:
+            return Case.created_by == subject.id
+        case _:
+            return false()
+
+
+def readable(subject: Subject, action: Action = Action.CASE_READ) -> Select[tuple[Case]]:
+    return select(Case).where(reach(subject, action))
+
+
+def readable_tasks(subject: Subject, action: Action = Action.TASK_UPDATE) -> Select[tuple[CaseTask]]:
+    """Tasks of reachable cases; below jurisdiction scope, only the tasks of the caller's own agency."""
+    query = select(CaseTask).join(Case, Case.id == CaseTask.case_id).where(reach(subject, action))
+    if subject.scope(action) != Scope.JURISDICTION:
+        query = query.where(CaseTask.agency == subject.agency.value)
+    return query
+
+
+@dataclass(frozen=True)
+class Visibility:
+    manager: bool
+    reporter: bool
+    own_agency: str
+
+    def sees_task(self, task: CaseTask) -> bool:
+        return self.manager or task.agency == self.own_agency
+
+    def notes_filter(self, subject: Subject) -> ColumnElement[bool]:
+        if self.manager:
+            return CaseNote.visibility.in_([v.value for v in NoteVisibility])
+        return or_(CaseNote.visibility == NoteVisibility.PARTICIPANTS.value, CaseNote.author_id == subject.id)
+
+
+def visibility(subject: Subject, case: Case) -> Visibility:
+    """Which parts of a case the caller sees. Call only for a case that came through `readable`."""
+    manager = subject.agency == Agency.PEOPLES_COMMITTEE and subject.scope(Action.CASE_READ) == Scope.JURISDICTION
+    return Visibility(manager=manager, reporter=manager or case.intake_agency == subject.agency.value,
+                      own_agency=subject.agency.value)

@@ -1,0 +1,66 @@
+"""Calls to the registry with this service's own token (OAuth2 client credentials through the gateway).
+
+Only linking a case to a child needs the registry; the intake never does, so a registry outage never loses a report.
+"""
+
+import uuid
+from typing import Any
+
+import httpx
+
+from services.cases.schemas import ChildRegistration
+from services.common.clients import ServiceTokenProvider
+from services.common.errors import Conflict, NotFound, ServiceUnavailable, UnprocessableContent
+from services.common.logging import get_logger
+
+logger = get_logger("cases.registry")
+SCOPES = ["registry:service_read", "child:create"]
+
+
+class RegistryClient:
+    def __init__(self, client: httpx.AsyncClient, tokens: ServiceTokenProvider, base_url: str, timeout: float):
+        self.client, self.tokens, self.base_url, self.timeout = client, tokens, base_url.rstrip("/"), timeout
+
+    async def existing_child(self, child_id: uuid.UUID, case_id: uuid.UUID) -> uuid.UUID:
+        # The registry audits the read with its purpose: this case.
+        response = await self._call("GET", f"/v1/children/{child_id}", params={"purpose": f"case:{case_id}"})
+        if response.status_code == 404:
+            raise NotFound("no such child in the registry")
+        return self._child_id(response, expected=200)
+
+    async def register_child(self, registration: ChildRegistration) -> uuid.UUID:
+        response = await self._call("POST", "/v1/children", json=registration.model_dump(mode="json"))
+        if response.status_code == 409:
+            body = response.json()
+            raise Conflict("the registry holds a similar child; link it by id",
+                           candidates=body.get("candidates", []))
+        if response.status_code == 422:
+            raise UnprocessableContent("the registry refused the child's details")
+        return self._child_id(response, expected=201)
+
+    async def _call(self, method: str, path: str, json: dict[str, Any] | None = None,
+                    params: dict[str, str] | None = None) -> httpx.Response:
+        for attempt in range(2):
+            try:
+                response = await self.client.request(method, f"{self.base_url}{path}", json=json, params=params,
+                                                     headers=await self.tokens.headers(), timeout=self.timeout)
+            except httpx.HTTPError as exc:
+                logger.warning("registry unavailable", extra={"error_type": type(exc).__name__})
+                raise ServiceUnavailable("the registry is unavailable; try again later",
+                                         headers={"Retry-After": "30"}) from exc
+            if response.status_code == 401 and attempt == 0:
+                self.tokens.invalidate()
+                continue
+            return response
+        return response
+
+    @staticmethod
+    def _child_id(response: httpx.Response, expected: int) -> uuid.UUID:
+        if response.status_code != expected:
+            logger.warning("registry refused", extra={"status": response.status_code})
+            raise ServiceUnavailable("the registry could not answer; try again later",
+                                     headers={"Retry-After": "30"})
+        try:
+            return uuid.UUID(str(response.json()["id"]))
+        except (KeyError, ValueError) as exc:
+            raise ServiceUnavailable("the registry answered in an unexpected shape") from exc

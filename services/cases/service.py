@@ -1,0 +1,624 @@
+"""Cases logic: intake, workflow actions driven by `workflow.TRANSITIONS`, tasks, notes, the work list, the deadline
+check, and links to the registry. Every read goes through `access.readable`; every read and write is audited.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, bindparam, exists, func, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cases import forms, workflow
+from services.cases.access import Visibility, reach, readable, readable_tasks, visibility
+from services.cases.models import (
+    Case,
+    CaseDeadline,
+    CaseHistory,
+    CaseNote,
+    CasePlan,
+    CaseTask,
+    audit,
+    metadata,
+    outbox,
+)
+from services.cases.registry import RegistryClient
+from services.cases.schemas import CaseCreate, LinkChild, NoteCreate, TaskUpdate
+from services.cases.settings import CasesSettings
+from services.cases.vocabulary import AbuseForm, Deadline, State, TaskAgency, TaskStatus
+from services.common.age import age_group
+from services.common.auth import Jurisdiction, Subject
+from services.common.db import Database
+from services.common.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    UnprocessableContent,
+)
+from services.common.locations import province_of
+from services.common.pagination import decode_cursor, encode_cursor
+from services.common.permissions import Action, Agency, Role, Scope
+
+S = State
+OPEN_TASK_STATUSES = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
+SYSTEM = Subject(id="cases:deadline-check", role=Role.SERVICE, agency=Agency.SYSTEM,
+                 jurisdiction=Jurisdiction(level="national"), token_id="")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- snapshots
+
+
+def snapshot(case: Case, deadlines: Sequence[CaseDeadline]) -> dict[str, Any]:
+    """The statistical state of a case for events (docs/events.md): no personal data."""
+    latest: dict[str, CaseDeadline] = {}
+    for deadline in sorted(deadlines, key=lambda d: d.started_at):
+        latest[deadline.name] = deadline
+    return {
+        "case_id": str(case.id), "revision": case.version, "province_code": case.province_code,
+        "commune_code": case.commune_code, "received_at": case.received_at.isoformat(),
+        "child_sex": case.child_sex, "child_age_group": case.child_age_group,
+        "child_id": str(case.child_id) if case.child_id else None, "abuse_forms": list(case.abuse_forms),
+        "environment": case.environment, "state": case.state, "emergency": case.emergency,
+        "closure_reason": case.closure_reason, "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "deadlines": {
+            name: {"due_at": d.due_at.isoformat(), "met_at": d.met_at.isoformat() if d.met_at else None,
+                   "missed": d.missed}
+            for name, d in latest.items()
+        },
+    }
+
+
+async def deadlines_of(session: AsyncSession, case_id: uuid.UUID) -> list[CaseDeadline]:
+    return list((await session.execute(select(CaseDeadline).where(CaseDeadline.case_id == case_id))).scalars())
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_precondition(if_match: str | None, version: int) -> None:
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(version) not in wanted:
+        raise PreconditionFailed("the case changed since you read it; read it again", current_etag=etag(version))
+
+
+def _record(session: AsyncSession, case: Case, subject: Subject, action: str, previous: str | None,
+            data: dict[str, Any] | None, at: datetime) -> None:
+    session.add(CaseHistory(case_id=case.id, version=case.version, at=at, actor_id=subject.id,
+                            actor_role=subject.role.value, agency=subject.agency.value, action=action,
+                            from_state=previous, to_state=case.state, data=data))
+
+
+# ---------------------------------------------------------------------------------------------------- intake
+
+
+def _new_deadline(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> CaseDeadline:
+    rule = workflow.DEADLINES[name]
+    amount = rule.amount if isinstance(rule.amount, int) else int(getattr(settings, rule.amount))
+    return CaseDeadline(id=uuid.uuid4(), case_id=case.id, name=name.value, started_at=now,
+                        due_at=workflow.due_at(rule, amount, received_at=case.received_at, started_at=now))
+
+
+def _start_deadline(session: AsyncSession, case: Case, name: Deadline, settings: CasesSettings,
+                    now: datetime) -> CaseDeadline:
+    deadline = _new_deadline(case, name, settings, now)
+    session.add(deadline)
+    return deadline
+
+
+@cache
+def _intake_statement(case_columns: tuple[str, ...], companions: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
+    """The statement that inserts a case and its companion rows, built once per shape (SQLAlchemy then reuses its
+    compiled form without even recomputing a cache key)."""
+    table = metadata.tables["case_record"]
+    new_case = (insert(table).values({c: bindparam(f"case_{c}", type_=table.c[c].type) for c in case_columns})
+                .on_conflict_do_nothing(constraint="uq_case_record_idempotency").returning(table.c.id)
+                .cte("new_case"))
+    statement = select(new_case.c.id)
+    for index, (name, columns) in enumerate(companions):
+        companion = metadata.tables[name]
+        source = select(new_case.c.id, *(bindparam(f"c{index}_{c}", type_=companion.c[c].type) for c in columns))
+        statement = statement.add_cte(
+            insert(companion).from_select(["case_id", *columns], source).cte(f"companion_{index}"))
+    return statement
+
+
+async def _insert_with_companions(session: AsyncSession, values: dict[str, Any], companions: list[Any]) -> bool:
+    """Insert a case unless its idempotency key exists, and its companion rows only if it was inserted: one round
+    trip instead of one per table (intake is the hot path). Returns whether the case was inserted."""
+    params = {f"case_{key}": value for key, value in values.items()}
+    shapes = []
+    for index, row in enumerate(companions):
+        table = type(row).__table__
+        columns = tuple(c.key for c in table.columns if c.key != "case_id" and getattr(row, c.key) is not None)
+        shapes.append((table.name, columns))
+        params |= {f"c{index}_{c}": getattr(row, c) for c in columns}
+    statement = _intake_statement(tuple(values), tuple(shapes))
+    return (await session.execute(statement, params)).scalar_one_or_none() is not None
+
+
+async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate, idempotency_key: str | None,
+                      settings: CasesSettings) -> tuple["CaseDetail", bool]:
+    """Record an intake (Form 01) and forward it to the commune where it happened. Returns (case, created)."""
+    province = province_of(data.incident_commune_code)
+    assert province is not None  # the schema accepts official codes only
+    if not subject.jurisdiction.contains(province, data.incident_commune_code):
+        raise NotFound("no such commune in your jurisdiction")
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(), "state": S.RECEIVED.value, "version": 1, "province_code": province,
+        "commune_code": data.incident_commune_code, "incident_commune_code": data.incident_commune_code,
+        "received_at": now, "updated_at": now, "incident_date": data.incident_date,
+        "intake_agency": subject.agency.value, "created_by": subject.id, "idempotency_key": idempotency_key,
+        "reporter_anonymous": data.reporter.anonymous,
+        "reporter": None if data.reporter.anonymous else data.reporter.model_dump(mode="json", exclude_none=True),
+        "child_id": data.child.child_id, "child_first_name": data.child.first_name,
+        "child_age_years": data.child.approximate_age, "child_sex": data.child.sex.value,
+        "child_age_group": age_group(data.child.approximate_age) if data.child.approximate_age is not None
+        else "unknown",
+        "child_place": data.child.place, "abuse_forms": [f.value for f in data.abuse_forms],
+        "environment": data.environment.value, "perpetrator_relationship": data.perpetrator_relationship.value,
+        "description": data.description, "danger_indicators": [d.value for d in data.danger_indicators],
+        "plan_cycle": 0,
+    }
+    case = Case(**values)
+    deadlines = [_new_deadline(case, name, settings, now) for name in workflow.INTAKE_STARTS]
+    history = CaseHistory(case_id=case.id, version=1, at=now, actor_id=subject.id, actor_role=subject.role.value,
+                          agency=subject.agency.value, action="receive", from_state=None, to_state=case.state,
+                          data={"intake_agency": subject.agency.value})
+    tasks = []
+    if AbuseForm.SEXUAL_ABUSE.value in case.abuse_forms:
+        # Joint Circular 01/2022 Art. 8: sexual abuse of a child goes to the investigating police at once.
+        tasks.append(CaseTask(id=uuid.uuid4(), case_id=case.id, kind="referral", agency=TaskAgency.POLICE.value,
+                              title="Referral to the investigating police (Joint Circular 01/2022)",
+                              due_date=now.astimezone(workflow.VIETNAM).date(), status=TaskStatus.OPEN.value,
+                              notes=[], version=1, created_at=now, updated_at=now))
+    # One statement writes the case and what comes with it. The unique (created_by, idempotency_key) constraint
+    # settles a retry, even one racing this very insert: the second insert waits for the first transaction, then
+    # inserts nothing, and nothing comes with nothing.
+    if not await _insert_with_companions(session, values, [*deadlines, history, *tasks]):
+        existing = (await session.execute(select(Case).where(
+            Case.created_by == subject.id, Case.idempotency_key == idempotency_key))).scalar_one()
+        await audit.record(session, subject, "read", "case", str(existing.id), purpose="idempotent retry")
+        return await detail(session, subject, existing), False
+    outbox.emit(session, "case.received", snapshot(case, deadlines), agency=subject.agency.value)
+    await audit.record(session, subject, "create", "case", str(case.id))
+    # The answer is built from what was just written: no need to read it back.
+    return _detail_of(subject, case, deadlines, tasks, None), True
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class CaseDetail:
+    case: Case
+    view: Visibility
+    deadlines: list[CaseDeadline]
+    tasks: list[CaseTask]
+    plan: CasePlan | None
+    allowed_actions: list[str]
+
+    @property
+    def overdue(self) -> bool:
+        return any(d.running and d.missed_at is not None for d in self.deadlines)
+
+
+async def _reachable(session: AsyncSession, subject: Subject, case_id: uuid.UUID, action: Action,
+                     *, lock: bool = False) -> Case:
+    query = readable(subject, action).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
+    case = (await session.execute(query)).scalar_one_or_none()
+    if case is None:
+        raise NotFound("no such case")
+    return case
+
+
+async def detail(session: AsyncSession, subject: Subject, case: Case) -> CaseDetail:
+    view = visibility(subject, case)
+    deadlines = await deadlines_of(session, case.id)
+    tasks = list((await session.execute(
+        select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
+    )).scalars())
+    plan = None
+    if view.manager:
+        plan = (await session.execute(
+            select(CasePlan).where(CasePlan.case_id == case.id).order_by(CasePlan.submitted_at.desc()).limit(1)
+        )).scalar_one_or_none()
+    return _detail_of(subject, case, deadlines, tasks, plan)
+
+
+def _detail_of(subject: Subject, case: Case, deadlines: list[CaseDeadline], tasks: list[CaseTask],
+               plan: CasePlan | None) -> CaseDetail:
+    view = visibility(subject, case)
+    position = workflow.Position(State(case.state), frozenset(Deadline(d.name) for d in deadlines if d.running))
+    allowed = [s.action for s in workflow.allowed_steps(position) if subject.can(s.permission)]
+    return CaseDetail(case, view, deadlines, [t for t in tasks if view.sees_task(t)],
+                      plan if view.manager else None, allowed)
+
+
+async def get_case(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> CaseDetail:
+    case = await _reachable(session, subject, case_id, Action.CASE_READ)
+    await audit.record(session, subject, "read", "case", str(case.id))
+    return await detail(session, subject, case)
+
+
+def _overdue_condition() -> Any:
+    return exists().where(CaseDeadline.case_id == Case.id, CaseDeadline.missed_at.is_not(None),
+                          CaseDeadline.met_at.is_(None), CaseDeadline.cancelled_at.is_(None))
+
+
+async def list_cases(session: AsyncSession, subject: Subject, *, state: State | None, overdue: bool | None,
+                     cursor: str | None, limit: int) -> tuple[list[tuple[Case, bool]], str | None]:
+    overdue_flag = _overdue_condition().label("overdue")
+    query = readable(subject).add_columns(overdue_flag).order_by(Case.received_at.desc(), Case.id.desc())
+    if state is not None:
+        query = query.where(Case.state == state.value)
+    if overdue is not None:
+        query = query.where(_overdue_condition() if overdue else ~_overdue_condition())
+    after = decode_cursor(cursor, 2)
+    if after is not None:
+        try:
+            at, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("the cursor is not valid") from exc
+        query = query.where(tuple_(Case.received_at, Case.id) < tuple_(at, last_id))
+    rows = [(row[0], bool(row[1])) for row in (await session.execute(query.limit(limit + 1))).all()]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][0]
+        next_cursor = encode_cursor([last.received_at.isoformat(), str(last.id)])
+    if rows:
+        await audit.record(session, subject, "list", "case", [str(c.id) for c, _ in rows])
+    return rows, next_cursor
+
+
+async def history(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> tuple[list[CaseHistory], bool]:
+    case = await _reachable(session, subject, case_id, Action.CASE_READ)
+    await audit.record(session, subject, "read", "case_history", str(case.id))
+    entries = list((await session.execute(
+        select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(CaseHistory.version)
+    )).scalars())
+    return entries, visibility(subject, case).manager
+
+
+# ---------------------------------------------------------------------------------------------------- workflow
+
+
+def _form(step: workflow.Step, body: dict[str, Any]) -> forms.Form:
+    try:
+        return step.form.model_validate(body)
+    except ValidationError as exc:
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        raise UnprocessableContent(f"the data for {step.action} is not valid", errors=errors) from exc
+
+
+async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUID, action: str,
+                      body: dict[str, Any], if_match: str | None, settings: CasesSettings) -> CaseDetail:
+    step = workflow.STEPS.get(action)
+    if step is None:
+        raise NotFound(f"no such workflow action: {action}")
+    if not subject.can(step.permission):
+        raise Forbidden(f"your role may not {step.permission.value}")
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    # The row lock makes two officers acting at once queue; the second then fails the version check.
+    case = await _reachable(session, subject, case_id, step.permission, lock=True)
+    check_precondition(if_match, case.version)
+    deadlines = await deadlines_of(session, case.id)
+    running = {Deadline(d.name): d for d in deadlines if d.running}
+    position = workflow.Position(State(case.state), frozenset(running))
+    try:
+        after = workflow.advance(position, action)
+    except workflow.IllegalTransition as exc:
+        raise InvalidTransition(
+            f"{action} is not allowed while the case is {case.state}", state=case.state,
+            allowed_actions=[s.action for s in workflow.allowed_steps(position)],
+        ) from exc
+    form = _form(step, body)
+    now = utcnow()
+    previous = State(case.state)
+    await _apply_effects(session, subject, case, step, form, previous, after.state, running, now)
+    closing = after.state == S.CLOSED
+    for name in step.stops:
+        if name in running:
+            if closing:
+                running[name].cancelled_at = now
+            else:
+                running[name].met_at = now
+    for name in step.starts:
+        if name in running:
+            running[name].met_at = now
+        deadlines.append(_start_deadline(session, case, name, settings, now))
+    case.state = after.state.value
+    case.version += 1
+    case.updated_at = now
+    _record(session, case, subject, action, previous.value, form.model_dump(mode="json"), now)
+    await session.flush()
+    outbox.emit(session, "case.changed", snapshot(case, deadlines) | {"action": action},
+                agency=subject.agency.value)
+    await audit.record(session, subject, action, "case", str(case.id))
+    return await detail(session, subject, case)
+
+
+async def _apply_effects(session: AsyncSession, subject: Subject, case: Case, step: workflow.Step,
+                         form: forms.Form, previous: State, new: State, running: dict[Deadline, CaseDeadline],
+                         now: datetime) -> None:
+    """What a step does besides moving the state, chosen by the (previous, new) states."""
+    match (previous, new):
+        case (S.ASSESSING, S.EMERGENCY_PROTECTION):
+            case.emergency = True
+        case (S.ASSESSING, S.SPECIFIC_ASSESSMENT):
+            case.emergency = False
+        case (S.SPECIFIC_ASSESSMENT | S.REVIEWING, S.PLAN_DRAFTING):
+            case.plan_cycle += 1
+        case (S.PLAN_DRAFTING | S.PLAN_RETURNED, S.AWAITING_APPROVAL):
+            assert isinstance(form, forms.PlanSubmission)
+            session.add(CasePlan(
+                case_id=case.id, cycle=case.plan_cycle, status="submitted", objectives=form.objectives,
+                measures=[m.model_dump(mode="json") for m in form.measures],
+                tasks=[t.model_dump(mode="json") for t in form.tasks], submitted_at=now, submitted_by=subject.id,
+            ))
+        case (S.AWAITING_APPROVAL, S.IMPLEMENTING):
+            assert isinstance(form, forms.PlanApproval)
+            plan = await _submitted_plan(session, case)
+            plan.status, plan.decided_at, plan.decided_by = "approved", now, subject.id
+            plan.decision_number = form.decision_number
+            for task in plan.tasks:
+                session.add(CaseTask(case_id=case.id, plan_id=plan.id, kind="plan", agency=task["agency"],
+                                     assignee_id=task.get("assignee_id"), title=task["title"],
+                                     due_date=datetime.fromisoformat(task["due_date"]).date(),
+                                     status=TaskStatus.OPEN.value, notes=[], created_at=now, updated_at=now))
+        case (S.AWAITING_APPROVAL, S.PLAN_RETURNED):
+            assert isinstance(form, forms.PlanReturn)
+            plan = await _submitted_plan(session, case)
+            plan.status, plan.decided_at, plan.decided_by = "returned", now, subject.id
+            plan.return_reason = form.reason
+        case (_, S.CLOSED):
+            assert isinstance(form, forms.Closure)
+            case.closure_reason, case.closed_at = form.reason.value, now
+            await _cancel_open_tasks(session, case, now)
+        case (same, new_state) if same == new_state:
+            _apply_same_state_step(case, form, running)
+
+
+def _apply_same_state_step(case: Case, form: forms.Form, running: dict[Deadline, CaseDeadline]) -> None:
+    match form:
+        case forms.Transfer(to_commune_code=commune):
+            if commune == case.commune_code:
+                raise InvalidTransition("the case is already with that commune", state=case.state)
+            province = province_of(commune)
+            assert province is not None
+            case.commune_code, case.province_code = commune, province
+        case forms.SeparationExtension(until=until):
+            separation = running[Deadline.SEPARATION]
+            new_due = datetime.combine(until + timedelta(days=1), time(0), tzinfo=workflow.VIETNAM)
+            if new_due <= separation.due_at:
+                raise UnprocessableContent("an extension must end after the current end of the separation")
+            separation.due_at = new_due
+        case forms.SeparationEnd():
+            pass  # the table stops the separation deadline
+
+
+async def _submitted_plan(session: AsyncSession, case: Case) -> CasePlan:
+    plan = (await session.execute(
+        select(CasePlan).where(CasePlan.case_id == case.id, CasePlan.status == "submitted")
+        .order_by(CasePlan.submitted_at.desc()).limit(1)
+    )).scalar_one()
+    return plan
+
+
+async def _cancel_open_tasks(session: AsyncSession, case: Case, now: datetime) -> None:
+    tasks = (await session.execute(
+        select(CaseTask).where(CaseTask.case_id == case.id, CaseTask.status.in_(OPEN_TASK_STATUSES))
+    )).scalars()
+    for task in tasks:
+        task.status, task.updated_at, task.version = TaskStatus.CANCELLED.value, now, task.version + 1
+
+
+# ---------------------------------------------------------------------------------------------------- notes, tasks
+
+
+async def add_note(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: NoteCreate) -> CaseNote:
+    case = await _reachable(session, subject, case_id, Action.CASE_NOTE)
+    note = CaseNote(case_id=case.id, at=utcnow(), author_id=subject.id, author_role=subject.role.value,
+                    agency=subject.agency.value, visibility=data.visibility.value, text=data.text)
+    session.add(note)
+    await session.flush()
+    await audit.record(session, subject, "add_note", "case", str(case.id))
+    return note
+
+
+async def list_notes(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> list[CaseNote]:
+    case = await _reachable(session, subject, case_id, Action.CASE_READ)
+    view = visibility(subject, case)
+    await audit.record(session, subject, "read", "case_notes", str(case.id))
+    query = select(CaseNote).where(CaseNote.case_id == case.id, view.notes_filter(subject)).order_by(CaseNote.at)
+    return list((await session.execute(query)).scalars())
+
+
+async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUID, data: TaskUpdate,
+                      if_match: str | None) -> CaseTask:
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag of the task you read")
+    query = readable_tasks(subject, Action.TASK_UPDATE).where(CaseTask.id == task_id).with_for_update(of=CaseTask)
+    task = (await session.execute(query)).scalar_one_or_none()
+    if task is None:
+        raise NotFound("no such task")
+    check_precondition(if_match, task.version)
+    if task.status == TaskStatus.CANCELLED.value:
+        raise InvalidTransition("the task was cancelled", status=task.status)
+    now = utcnow()
+    if data.status is not None:
+        task.status = data.status.value
+    if data.assignee_id is not None:
+        task.assignee_id = data.assignee_id
+    if data.note is not None:
+        task.notes = [*task.notes, {"at": now.isoformat(), "author_id": subject.id, "agency": subject.agency.value,
+                                    "text": data.note}]
+    task.version += 1
+    task.updated_at = now
+    await session.flush()
+    await audit.record(session, subject, "update_task", "case", str(task.case_id), purpose=f"task {task.id}")
+    return task
+
+
+async def list_tasks(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> list[CaseTask]:
+    case = await _reachable(session, subject, case_id, Action.CASE_READ)
+    view = visibility(subject, case)
+    await audit.record(session, subject, "read", "case_tasks", str(case.id))
+    tasks = (await session.execute(
+        select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
+    )).scalars()
+    return [t for t in tasks if view.sees_task(t)]
+
+
+# ---------------------------------------------------------------------------------------------------- my work
+
+
+@dataclass
+class WorkList:
+    tasks: list[CaseTask]
+    approvals: list[tuple[Case, bool]]
+    deadlines: list[Any]  # rows: case_id, commune_code, state, name, due_at, missed_at
+
+
+async def my_work(session: AsyncSession, subject: Subject, settings: CasesSettings) -> WorkList:
+    """Tasks due for the caller's agency (or the caller), plans awaiting the chairman, deadlines near or missed.
+
+    Each list holds the `work_list_limit` most urgent items.
+    """
+    now, limit = utcnow(), settings.work_list_limit
+    # Closed cases have no running deadlines nor open tasks: saying so lets the planner use the state indexes.
+    still_open = Case.state.in_([s.value for s in workflow.OPEN_STATES])
+    tasks: list[CaseTask] = []
+    if subject.can(Action.TASK_UPDATE):
+        query = readable_tasks(subject, Action.TASK_UPDATE).where(
+            still_open, CaseTask.status.in_(OPEN_TASK_STATUSES),
+            or_(CaseTask.assignee_id.is_(None), CaseTask.assignee_id == subject.id),
+        ).order_by(CaseTask.due_date, CaseTask.id).limit(limit)
+        tasks = list((await session.execute(query)).scalars())
+    approvals: list[tuple[Case, bool]] = []
+    if subject.can(Action.CASE_APPROVE):
+        query = readable(subject, Action.CASE_APPROVE).add_columns(_overdue_condition()).where(
+            Case.state == S.AWAITING_APPROVAL.value).order_by(Case.updated_at).limit(limit)
+        approvals = [(row[0], bool(row[1])) for row in (await session.execute(query)).all()]
+    deadlines: list[Any] = []
+    mine = [d.value for d in Deadline if any(subject.can(p) for p in workflow.stopped_by(d))]
+    # Supervisors (jurisdiction-wide readers) also see every missed deadline of their area.
+    supervisor = subject.scope(Action.CASE_READ) == Scope.JURISDICTION and not subject.is_service
+    if mine or supervisor:
+        horizon = now + timedelta(hours=settings.work_horizon_hours)
+        due_soon = and_(CaseDeadline.name.in_(mine), CaseDeadline.due_at < horizon)
+        missed = CaseDeadline.missed_at.is_not(None)
+        wanted = or_(due_soon, missed) if supervisor else and_(CaseDeadline.name.in_(mine), or_(due_soon, missed))
+        # For each open case (an index-only scan), its running deadlines (an index scan): a commune has a few
+        # hundred open cases, while the table of running deadlines is large and a hash join would read it all.
+        running = (select(CaseDeadline.name, CaseDeadline.due_at, CaseDeadline.missed_at)
+                   .where(CaseDeadline.case_id == Case.id, CaseDeadline.met_at.is_(None),
+                          CaseDeadline.cancelled_at.is_(None), wanted)
+                   .limit(len(Deadline)).lateral("running"))  # at most one of each; the limit keeps it per case
+        query = (select(Case.id.label("case_id"), Case.commune_code, Case.state, running.c.name, running.c.due_at,
+                        running.c.missed_at)
+                 .select_from(Case).join(running, true())
+                 .where(reach(subject, Action.CASE_READ), still_open)
+                 .order_by(running.c.due_at).limit(limit))
+        deadlines = list((await session.execute(query)).all())
+    shown = {str(t.case_id) for t in tasks} | {str(c.id) for c, _ in approvals} | {str(r.case_id) for r in deadlines}
+    if shown:
+        await audit.record(session, subject, "list", "case", sorted(shown), purpose="my work")
+    return WorkList(tasks, approvals, deadlines)
+
+
+# ---------------------------------------------------------------------------------------------------- deadlines
+
+
+async def check_deadlines(database: Database, settings: CasesSettings, now: datetime | None = None) -> int:
+    """Mark overdue steps and emit `case.deadline_missed` once per missed deadline. Returns how many were marked.
+
+    Safe to run in several processes at once: cases are locked with SKIP LOCKED and a deadline is marked once.
+    """
+    now = now or utcnow()
+    overdue = and_(CaseDeadline.met_at.is_(None), CaseDeadline.cancelled_at.is_(None),
+                   CaseDeadline.missed_at.is_(None), CaseDeadline.due_at < now)
+    marked = 0
+    async with database.sessionmaker() as session:
+        try:
+            case_ids = list((await session.execute(
+                select(CaseDeadline.case_id).where(overdue).group_by(CaseDeadline.case_id)
+                .order_by(func.min(CaseDeadline.due_at)).limit(settings.deadline_check_batch)
+            )).scalars())
+            for case_id in case_ids:
+                case = (await session.execute(
+                    select(Case).where(Case.id == case_id).with_for_update(skip_locked=True)
+                )).scalar_one_or_none()
+                if case is None:
+                    continue
+                deadlines = await deadlines_of(session, case.id)
+                for deadline in deadlines:
+                    if deadline.running and deadline.missed_at is None and deadline.due_at < now:
+                        deadline.missed_at = now
+                        case.version += 1
+                        _record(session, case, SYSTEM, "deadline_missed", case.state, {"deadline": deadline.name},
+                                now)
+                        outbox.emit(session, "case.deadline_missed",
+                                    snapshot(case, deadlines) | {"deadline": deadline.name},
+                                    agency=Agency.SYSTEM.value)
+                        marked += 1
+                await audit.record(session, SYSTEM, "mark_missed", "case", str(case.id))
+            await session.flush()
+            await outbox.write_pending(session)  # the events go with the marks, whoever built `database`
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    return marked
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+
+
+async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: LinkChild,
+                     if_match: str | None, registry: RegistryClient) -> CaseDetail:
+    """Link the case to a registry child (existing, or registered now). The case is untouched if that fails."""
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
+    check_precondition(if_match, case.version)
+    if case.state == S.CLOSED.value:
+        raise InvalidTransition("a closed case cannot be linked", state=case.state, allowed_actions=[])
+    # The registry call happens before the row lock, so a slow registry never holds the case.
+    if data.child_id is not None:
+        child_id = await registry.existing_child(data.child_id, case.id)
+    else:
+        assert data.new_child is not None
+        child_id = await registry.register_child(data.new_child)
+    case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD, lock=True)
+    check_precondition(if_match, case.version)
+    now = utcnow()
+    case.child_id = child_id
+    case.version += 1
+    case.updated_at = now
+    _record(session, case, subject, "link_child", case.state, {"child_id": str(child_id)}, now)
+    await session.flush()
+    outbox.emit(session, "case.changed", snapshot(case, await deadlines_of(session, case.id)) | {
+        "action": "link_child"}, agency=subject.agency.value)
+    await audit.record(session, subject, "link_child", "case", str(case.id))
+    return await detail(session, subject, case)
