@@ -4,6 +4,7 @@ The tests use the PostgreSQL on 127.0.0.1:5432 when it answers and an embedded o
 databases made for this run and dropped after it. End-to-end tests start the four services as real processes.
 """
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -26,6 +27,8 @@ from tests.helpers import Api
 from tests.idp import ProvinceIdp
 
 RUN_ID = uuid.uuid4().hex[:8]
+# pgserver logs from an atexit hook, after pytest has closed the streams it captured.
+logging.getLogger("pgserver").disabled = True
 
 
 @pytest.fixture(scope="session")

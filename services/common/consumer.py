@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clients import ServiceTokenProvider
 from services.common.db import Database
+from services.common.errors import ServiceUnavailable
 from services.common.logging import get_logger
 from services.common.metrics import FEED_LAG_SECONDS, FEED_POSITION
 from services.common.outbox import Event, EventPage
@@ -86,7 +88,7 @@ class FeedConsumer:
         while not stop.is_set():
             try:
                 applied = await self.run_once()
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, ServiceUnavailable, DBAPIError) as exc:
                 logger.warning("feed unavailable", extra={"feed": self.feed, "error_type": type(exc).__name__})
                 applied = 0
                 await _sleep_or_stop(stop, 2.0)

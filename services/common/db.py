@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from services.common.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from services.common.outbox import Outbox
@@ -47,14 +50,40 @@ class Database:
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             try:
+                # Take the connection now: a database that is down or restarting answers 503, not a 500 later.
+                await session.connection()
+            except (OSError, DBAPIError) as exc:
+                raise database_unavailable() from exc
+            try:
                 yield session
                 await self.commit(session)
-            except BaseException:
-                await session.rollback()
+            except BaseException as exc:
+                lost = connection_lost(exc)
+                try:
+                    await session.rollback()
+                except (OSError, DBAPIError):
+                    if not lost:
+                        raise
+                if lost:
+                    raise database_unavailable() from exc
                 raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The database went away under a request (a crash, a restart, a broken network), as opposed to a bad query."""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return bool(exc.connection_invalidated) or sqlstate.startswith(("08", "57P"))
+
+
+def database_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the database is unavailable; retry shortly", headers={"Retry-After": "2"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
