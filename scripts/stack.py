@@ -35,7 +35,7 @@ SERVICES = [
 
 # Which service account each service uses, and what it may do.
 SERVICE_SCOPES = {
-    "registry": ["location:read"],
+    "registry": ["location:read", "cases:service_read"],
     "cases": ["registry:service_read", "child:create", "location:read"],
     "reporting": ["events:read"],
 }
@@ -184,6 +184,8 @@ class Stack:
             )
         if service.name == "cases":
             env["CASES_REGISTRY_URL"] = self.url("registry")
+        if service.name == "registry":
+            env["REGISTRY_CASES_URL"] = self.url("cases")
         if service.name == "reporting":
             env["REPORTING_REGISTRY_URL"] = self.url("registry")
             env["REPORTING_CASES_URL"] = self.url("cases")

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from services.cases import registry, service
 from services.cases.models import outbox
-from services.cases.routes import router
+from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
 from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
@@ -50,7 +50,7 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router],
+        routers=[router, internal_router],
         outbox=outbox,
         on_startup=[connect_registry],
         background=[watch_deadlines],

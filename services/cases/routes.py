@@ -30,9 +30,10 @@ from services.cases.vocabulary import State
 from services.common.auth import Subject, require
 from services.common.db import DbSession
 from services.common.pagination import MAX_PAGE_SIZE, Page
-from services.common.permissions import PERMISSIONS, Action
+from services.common.permissions import PERMISSIONS, Action, Agency
 
 router = APIRouter(prefix="/v1", tags=["cases"])
+internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
 CaseCreator = Annotated[Subject, Depends(require(Action.CASE_CREATE))]
 CaseReader = Annotated[Subject, Depends(require(Action.CASE_READ))]
@@ -40,6 +41,7 @@ NoteWriter = Annotated[Subject, Depends(require(Action.CASE_NOTE))]
 TaskUpdater = Annotated[Subject, Depends(require(Action.TASK_UPDATE))]
 ChildLinker = Annotated[Subject, Depends(require(Action.CASE_LINK_CHILD))]
 WorkReader = Annotated[Subject, Depends(require(Action.WORK_READ))]
+ServiceReader = Annotated[Subject, Depends(require(Action.CASES_SERVICE_READ))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/problem+json": {}}}
@@ -206,3 +208,14 @@ async def my_work(session: DbSession, subject: WorkReader, settings: Settings) -
         deadlines=[DeadlineDue(case_id=row.case_id, commune_code=row.commune_code, state=row.state, deadline=row.name,
                                due_at=row.due_at, missed=row.missed_at is not None) for row in work.deadlines],
     )
+
+
+@internal_router.get("/involvement", summary="Does a case or task about this child involve this agency?")
+async def involvement(
+    session: DbSession,
+    _: ServiceReader,
+    purpose: Annotated[str, Query(pattern=r"^(case|task):[0-9a-fA-F-]{36}$")],
+    agency: Annotated[Agency, Query()],
+    child_id: Annotated[uuid.UUID, Query()],
+) -> dict[str, bool]:
+    return {"involved": await service.involves(session, purpose, agency.value, child_id)}

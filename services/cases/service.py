@@ -622,3 +622,22 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
         "action": "link_child"}, agency=subject.agency.value)
     await audit.record(session, subject, "link_child", "case", str(case.id))
     return await detail(session, subject, case)
+
+
+async def involves(session: AsyncSession, purpose: str, agency: str, child_id: uuid.UUID) -> bool:
+    """Whether the case or task named by `purpose` (case:<uuid> or task:<uuid>) is about `child_id` and involves
+    `agency` (a task or referral to it, or its own intake): what the registry asks before it shows another
+    agency a child record (need-to-know, Decree 56 Art. 33)."""
+    kind, _, raw_id = purpose.partition(":")
+    try:
+        object_id = uuid.UUID(raw_id)
+    except ValueError:
+        return False
+    if kind == "task":
+        query = (select(CaseTask.id).join(Case, Case.id == CaseTask.case_id)
+                 .where(CaseTask.id == object_id, CaseTask.agency == agency, Case.child_id == child_id))
+    else:
+        has_task = exists().where(CaseTask.case_id == Case.id, CaseTask.agency == agency)
+        query = select(Case.id).where(Case.id == object_id, Case.child_id == child_id,
+                                      or_(has_task, Case.intake_agency == agency))
+    return (await session.scalar(query)) is not None

@@ -77,6 +77,7 @@ class Action(StrEnum):
     # between services
     EVENTS_READ = "events:read"
     REGISTRY_SERVICE_READ = "registry:service_read"
+    CASES_SERVICE_READ = "cases:service_read"
     # gateway
     USER_ADMIN = "user:admin"
 
@@ -175,6 +176,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     Role.SERVICE: {
         Action.EVENTS_READ: J,
         Action.REGISTRY_SERVICE_READ: J,
+        Action.CASES_SERVICE_READ: J,
         Action.CHILD_CREATE: J,
         Action.LOCATION_READ: J,
     },

@@ -6,6 +6,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.app import create_service_app
+from services.common.clients import ServiceTokenProvider
+from services.common.permissions import Action
+from services.registry.cases import CasesClient
 from services.registry.imports import ImportRunner
 from services.registry.models import outbox
 from services.registry.routes import router
@@ -21,6 +24,10 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         app.state.imports = ImportRunner(app.state.db, settings.import_dir, max_rows=settings.import_max_rows,
                                          batch_rows=settings.import_batch_rows)
         await app.state.imports.recover()
+        tokens = ServiceTokenProvider(app.state.http, f"{settings.gateway_url}/auth/token",
+                                      settings.service_client_id, settings.service_client_secret,
+                                      [Action.CASES_SERVICE_READ.value])
+        app.state.cases = CasesClient(app.state.http, settings.cases_url, tokens)
 
     async def stop_imports(app: FastAPI, stop: asyncio.Event) -> None:
         await stop.wait()

@@ -41,7 +41,7 @@ router = APIRouter(prefix="/v1")
 PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
     400: "Bad request", 403: "The role may not take this action", 404: "Not found or outside your jurisdiction",
     409: "Likely duplicate, or the record was merged", 412: "Stale ETag", 413: "File too large",
-    422: "Invalid data", 428: "If-Match required"}.items()}
+    422: "Invalid data", 428: "If-Match required", 503: "A service this call needs is unavailable"}.items()}
 
 
 # Officers read children; service accounts read them with the `registry:service_read` scope.
@@ -125,10 +125,12 @@ async def export(session: DbSession, subject: Exporter,
 
 
 @router.get("/children/{child_id}", response_model=ChildView, tags=["children"], responses=PROBLEMS)
-async def get_child(session: DbSession, subject: ChildReader, child_id: uuid.UUID,
+async def get_child(request: Request, session: DbSession, subject: ChildReader, child_id: uuid.UUID,
                     purpose: Purpose = None) -> Response:
-    """A child record as your agency may see it. A merged id answers with the surviving record."""
-    child, view = await service.get_child(session, subject, child_id, purpose)
+    """A child record as your agency may see it. A merged id answers with the surviving record. Another agency
+    names the case or task it acts on (`purpose`), and sees the child only when that case is about the child and
+    involves the agency (503 while the cases service cannot confirm it)."""
+    child, view = await service.get_child(session, subject, child_id, purpose, request.app.state.cases)
     return child_response(view, child)
 
 

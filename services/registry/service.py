@@ -27,6 +27,7 @@ from services.common.errors import (
 from services.common.locations import province_of
 from services.common.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from services.common.permissions import Action, Agency, Scope
+from services.registry.cases import CasesClient
 from services.registry.models import Child, ChildRevision, audit, outbox
 from services.registry.reference import BHYT_ENTITLED_UNDER_AGE, id_number_disagreements, normalize_name
 from services.registry.schemas import EARLIEST_BIRTH, ChildCreate, ChildUpdate, DuplicateCandidate
@@ -330,13 +331,17 @@ async def merged_ids(session: AsyncSession, child_id: uuid.UUID) -> list[uuid.UU
 
 
 async def get_child(session: AsyncSession, subject: Subject, child_id: uuid.UUID,
-                    purpose: str | None) -> tuple[Child, dict[str, Any]]:
+                    purpose: str | None, cases: CasesClient) -> tuple[Child, dict[str, Any]]:
     scope = access_scope(subject, Action.CHILD_READ)
     if scope == Scope.MATCH:
         # The hotline finds a child through the match search; it does not open records.
         raise NotFound("no such child")
     check_purpose(scope, purpose)
     child, resolved_from = await resolve(session, subject, child_id, Action.CHILD_READ)
+    if scope == Scope.INVOLVED and purpose is not None:
+        ids = {child_id, child.id}
+        if not any([await cases.involves(purpose, subject.agency.value, one) for one in ids]):
+            raise NotFound("no such child")
     await audit.record(session, subject, "read", "child", str(child.id), purpose=purpose)
     return child, project(child, subject, scope, merged_ids=await merged_ids(session, child.id),
                           resolved_from=resolved_from)

@@ -13,6 +13,8 @@ class RegistrySettings(ServiceSettings):
 
     port: int = 8001
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/registry"
+    # Asked whether a case or task another agency names involves it and the child it wants to read.
+    cases_url: str = "http://127.0.0.1:8002"
 
     # Bulk import: uploads wait on local disk until their job has read them.
     import_dir: Path = Path(tempfile.gettempdir()) / "registry-imports"

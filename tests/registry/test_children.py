@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import httpx
 
-from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE, Api
+from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE, Api, report_about
 from tests.registry.conftest import Registry, id_number, new_uuid, next_commune, province_user, unique_name
 
 FULL = {
@@ -104,24 +104,34 @@ async def test_hotline_only_matches_with_few_fields(api: Api, registry: Registry
 
 async def test_each_agency_sees_its_fields_for_a_purpose(api: Api, registry: Registry) -> None:
     child = await registry.created(**FULL)
-    purpose = {"purpose": f"case:{new_uuid()}"}
     expectations = {
         "health_officer": ({"health_insurance_number", "disability"}, {"school_name", "guardians", "personal_id"}),
         "education_officer": ({"school_name", "school_status"}, {"health_insurance_number", "guardians"}),
-        "justice_officer": ({"birth_registered", "birth_certificate_number"}, {"school_name", "guardians"}),
         "police_officer": ({"guardians", "address"}, {"school_name", "health_insurance_number"}),
     }
+    # The police are involved through their referral on a sexual-abuse report; health and education through
+    # a report of their own. Each names that case as the purpose of its read.
+    police_case = await report_about(api, registry.officer, registry.commune, child["id"], ("sexual_abuse",))
     for role, (seen, hidden) in expectations.items():
         headers = await province_user(api, role)
+        case = police_case if role == "police_officer" else \
+            await report_about(api, headers, registry.commune, child["id"])
         assert (await registry.get(child["id"], headers=headers)).status_code == 400  # no purpose
-        response = await registry.get(child["id"], headers=headers, **purpose)
+        response = await registry.get(child["id"], headers=headers, purpose=f"case:{case}")
         assert response.status_code == 200, response.text
         fields = set(response.json())
         assert seen <= fields and not hidden & fields, (role, fields)
         assert {"full_name", "date_of_birth", "commune_code"} <= fields
         assert (await registry.search(headers=headers)).status_code == 403
-    elsewhere = await province_user(api, "health_officer", OTHER_PROVINCE)
-    assert (await registry.get(child["id"], headers=elsewhere, **purpose)).status_code == 404
+    # A case that does not involve the agency, or is about another child, opens nothing.
+    justice = await province_user(api, "justice_officer")
+    assert (await registry.get(child["id"], headers=justice, purpose=f"case:{police_case}")).status_code == 404
+    other_child = await registry.created()
+    police = await province_user(api, "police_officer")
+    assert (await registry.get(other_child["id"], headers=police, purpose=f"case:{police_case}")).status_code == 404
+    assert (await registry.get(child["id"], headers=police, purpose=f"case:{new_uuid()}")).status_code == 404
+    elsewhere = await province_user(api, "police_officer", OTHER_PROVINCE)
+    assert (await registry.get(child["id"], headers=elsewhere, purpose=f"case:{police_case}")).status_code == 404
     cases_service = {"Authorization": f"Bearer {await api.service_token('cases', 'registry:service_read')}"}
     assert (await registry.get(child["id"], headers=cases_service)).json()["school_name"] == FULL["school_name"]
 
@@ -346,8 +356,8 @@ async def test_export_neutralises_formulas_and_is_audited(api: Api, registry: Re
 
 async def test_reads_are_audited_with_their_purpose(api: Api, registry: Registry, stack_db: str) -> None:
     child = await registry.created()
-    case = new_uuid()
     health = await province_user(api, "health_officer")
+    case = await report_about(api, health, registry.commune, child["id"])
     assert (await registry.get(child["id"], headers=health, purpose=f"case:{case}")).status_code == 200
     import asyncpg
 
