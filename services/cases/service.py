@@ -464,7 +464,7 @@ async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUI
         raise NotFound("no such task")
     check_precondition(if_match, task.version)
     if task.status == TaskStatus.CANCELLED.value:
-        raise InvalidTransition("the task was cancelled", status=task.status)
+        raise InvalidTransition("the task was cancelled", task_status=task.status)
     now = utcnow()
     if data.status is not None:
         task.status = data.status.value
