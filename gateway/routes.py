@@ -20,6 +20,19 @@ from services.common.pagination import Page
 from services.common.permissions import PERMISSIONS, Action
 
 router = APIRouter()
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem+json answers a route documents (RFC 9457)."""
+    text = {400: "Bad request", 401: "Not authenticated", 403: "The role may not take this action",
+            404: "Not found or outside your jurisdiction", 409: "Conflict", 422: "Invalid data",
+            429: "Too many requests or attempts", 503: "Unavailable"}
+    return {status: {"description": text[status], "content": {"application/problem+json": {}}}
+            for status in statuses}
+
+
+AUTH_PROBLEMS = problems(400, 401, 422, 429)
+ADMIN_PROBLEMS = problems(400, 401, 403, 404, 409, 422)
 UserAdmin = Annotated[Subject, Depends(require(Action.USER_ADMIN))]
 SERVICES = ("registry", "cases", "reporting")
 
@@ -55,7 +68,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return client_id, secret
 
 
-@router.post("/auth/token", response_model=TokenResponse, tags=["auth"],
+@router.post("/auth/token", response_model=TokenResponse, tags=["auth"], responses=AUTH_PROBLEMS,
              summary="Sign in (password grant) or get a service token (client credentials grant)")
 async def token(
     request: Request,
@@ -72,6 +85,8 @@ async def token(
     if grant_type == "password":
         if not username or not password:
             raise BadRequest("username and password are required")
+        if any(ord(c) < 32 for c in username):
+            raise Unauthorized("wrong username or password")
         user = await service.login(session, username, password)
         refresh = await service.new_refresh_token(session, user)
         return TokenResponse(access_token=service.access_token_for(user), refresh_token=refresh,
@@ -81,7 +96,7 @@ async def token(
     return TokenResponse(access_token=access, expires_in=service.settings.service_token_ttl_seconds, scope=granted)
 
 
-@router.post("/auth/refresh", response_model=TokenResponse, tags=["auth"],
+@router.post("/auth/refresh", response_model=TokenResponse, tags=["auth"], responses=AUTH_PROBLEMS,
              summary="Trade a refresh token for new tokens; the old refresh token stops working")
 async def refresh(request: Request, session: DbSession, body: RefreshRequest) -> TokenResponse:
     limit_address(request)
@@ -91,14 +106,16 @@ async def refresh(request: Request, session: DbSession, body: RefreshRequest) ->
                          expires_in=service.settings.access_token_ttl_seconds)
 
 
-@router.post("/auth/logout", status_code=204, tags=["auth"], summary="Revoke a refresh token and its family")
+@router.post("/auth/logout", status_code=204, tags=["auth"], responses=AUTH_PROBLEMS,
+             summary="Revoke a refresh token and its family")
 async def logout(request: Request, session: DbSession, body: RefreshRequest) -> Response:
     limit_address(request)
     await identity(request).logout(session, body.refresh_token)
     return Response(status_code=204)
 
 
-@router.get("/auth/me", response_model=Me, tags=["auth"], summary="Who the token says you are, and what you may do")
+@router.get("/auth/me", response_model=Me, tags=["auth"], responses=problems(400, 401),
+            summary="Who the token says you are, and what you may do")
 async def me(subject: Annotated[Subject, Depends(current_subject)]) -> Me:
     permissions = {action.value: scope.value for action, scope in PERMISSIONS[subject.role].items()
                    if subject.can(action)}
@@ -113,12 +130,12 @@ async def jwks(request: Request, response: Response) -> dict[str, Any]:
     return keyring.jwks()
 
 
-@router.post("/admin/v1/users", response_model=UserRead, status_code=201, tags=["admin"])
+@router.post("/admin/v1/users", response_model=UserRead, status_code=201, tags=["admin"], responses=ADMIN_PROBLEMS)
 async def create_user(request: Request, session: DbSession, actor: UserAdmin, body: UserCreate) -> UserRead:
     return user_read(await identity(request).create_user(session, actor, body))
 
 
-@router.get("/admin/v1/users", response_model=Page[UserRead], tags=["admin"])
+@router.get("/admin/v1/users", response_model=Page[UserRead], tags=["admin"], responses=ADMIN_PROBLEMS)
 async def list_users(request: Request, session: DbSession, actor: UserAdmin,
                      cursor: Annotated[str | None, Query(max_length=100)] = None,
                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[UserRead]:
@@ -127,19 +144,19 @@ async def list_users(request: Request, session: DbSession, actor: UserAdmin,
                 next_cursor=users[-1].username if len(users) == limit else None)
 
 
-@router.get("/admin/v1/users/{user_id}", response_model=UserRead, tags=["admin"])
+@router.get("/admin/v1/users/{user_id}", response_model=UserRead, tags=["admin"], responses=ADMIN_PROBLEMS)
 async def get_user(request: Request, session: DbSession, actor: UserAdmin, user_id: uuid.UUID) -> UserRead:
     return user_read(await identity(request).get_user(session, actor, user_id))
 
 
-@router.patch("/admin/v1/users/{user_id}", response_model=UserRead, tags=["admin"],
+@router.patch("/admin/v1/users/{user_id}", response_model=UserRead, tags=["admin"], responses=ADMIN_PROBLEMS,
               summary="Change role, agency, jurisdiction, name or password; deactivate or reactivate")
 async def update_user(request: Request, session: DbSession, actor: UserAdmin, user_id: uuid.UUID,
                       body: UserUpdate) -> UserRead:
     return user_read(await identity(request).update_user(session, actor, user_id, body))
 
 
-@router.post("/admin/v1/keys/rotate", tags=["admin"], summary="Start signing with a new key")
+@router.post("/admin/v1/keys/rotate", tags=["admin"], responses=ADMIN_PROBLEMS, summary="Start signing with a new key")
 async def rotate_key(request: Request, actor: UserAdmin) -> dict[str, str]:
     kid = await request.app.state.keyring.rotate()
     return {"kid": kid}

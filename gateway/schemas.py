@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.common.auth import Jurisdiction
 from services.common.locations import is_commune, is_province, province_of
@@ -38,8 +38,17 @@ class JurisdictionIn(Jurisdiction):
         return self
 
 
+def _printable(value: str | None) -> str | None:
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
 class UserBase(BaseModel):
+    model_config = {"extra": "forbid"}
+
     display_name: str = Field(min_length=1, max_length=200)
+    _display_name = field_validator("display_name")(_printable)
     role: Role
     agency: Agency | None = Field(None, description="Defaults to the role's agency")
     jurisdiction: JurisdictionIn
@@ -61,6 +70,7 @@ class UserCreate(UserBase):
 
 class UserUpdate(BaseModel):
     display_name: str | None = Field(None, min_length=1, max_length=200)
+    _display_name = field_validator("display_name")(_printable)
     role: Role | None = None
     agency: Agency | None = None
     jurisdiction: JurisdictionIn | None = None

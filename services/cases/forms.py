@@ -4,16 +4,29 @@ Free text is bounded; codes are checked against the official lists. These shapes
 table (`workflow.py`), so the API, the docs and the tests all read the required data from one place.
 """
 
+import re
 from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from services.cases.vocabulary import ClosureReason, DangerIndicator, Measure, RiskRating, TaskAgency
 from services.common.locations import is_commune
 
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
-LongText = Annotated[str, Field(min_length=1, max_length=8000)]
+# C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, and no form
+# text holds the others.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _plain_text(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PlainText = AfterValidator(_plain_text)
+ShortText = Annotated[str, Field(min_length=1, max_length=200), PlainText]
+LongText = Annotated[str, Field(min_length=1, max_length=8000), PlainText]
 
 
 class Form(BaseModel):

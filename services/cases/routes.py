@@ -45,11 +45,14 @@ ServiceReader = Annotated[Subject, Depends(require(Action.CASES_SERVICE_READ))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {403: "Your role may not take this action", 404: "No such case within your reach",
+    for code, text in {400: "The body is not JSON, or the cursor is not valid",
+                       403: "Your role may not take this action", 404: "No such case within your reach",
                        409: "Not allowed in the current state; lists the allowed actions",
-                       412: "The case changed since you read it", 428: "If-Match is required",
+                       412: "The case changed since you read it", 422: "Invalid data", 428: "If-Match is required",
                        503: "The registry is unavailable"}.items()
 }
+LIST_PROBLEMS = {code: PROBLEMS[code] for code in (400, 403, 422)}
+ROLE_PROBLEMS = {code: PROBLEMS[code] for code in (403,)}
 
 
 async def get_settings(request: Request) -> CasesSettings:
@@ -109,7 +112,8 @@ def summary(case: Any, overdue: bool) -> CaseSummary:
                        overdue=overdue)
 
 
-@router.get("/workflow", response_model=list[StepRead], summary="The workflow table: states, actions, deadlines")
+@router.get("/workflow", response_model=list[StepRead], responses=ROLE_PROBLEMS,
+            summary="The workflow table: states, actions, deadlines")
 async def get_workflow(subject: CaseReader) -> list[StepRead]:
     return [
         StepRead(action=s.action, sources=[x.value for x in s.sources], target=s.target.value if s.target else None,
@@ -132,7 +136,8 @@ async def create_case(
     return case_response(detail, 201 if created else 200, {"Location": f"/v1/cases/{detail.case.id}"})
 
 
-@router.get("/cases", response_model=Page[CaseSummary], summary="Cases within your reach, newest first")
+@router.get("/cases", response_model=Page[CaseSummary], responses=LIST_PROBLEMS,
+            summary="Cases within your reach, newest first")
 async def list_cases(
     session: DbSession, subject: CaseReader, state: State | None = None,
     overdue: Annotated[bool | None, Query(description="Only cases with a missed deadline still open")] = None,
@@ -199,7 +204,8 @@ async def link_child(session: DbSession, subject: ChildLinker, registry: Registr
     return case_response(await service.link_child(session, subject, case_id, body, if_match, registry))
 
 
-@router.get("/me/work", response_model=Work, summary="What waits for you: tasks, approvals, deadlines")
+@router.get("/me/work", response_model=Work, responses=ROLE_PROBLEMS,
+            summary="What waits for you: tasks, approvals, deadlines")
 async def my_work(session: DbSession, subject: WorkReader, settings: Settings) -> Work:
     work = await service.my_work(session, subject, settings)
     return Work(

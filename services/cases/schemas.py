@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.cases.forms import LongText, PlainText, ShortText
 from services.cases.vocabulary import (
     AbuseForm,
     ChildSex,
@@ -16,8 +17,6 @@ from services.cases.vocabulary import (
     TaskStatus,
 )
 from services.common.locations import is_commune
-
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Strict(BaseModel):
@@ -66,7 +65,7 @@ class CaseCreate(Strict):
     abuse_forms: list[AbuseForm] = Field(min_length=1, max_length=len(AbuseForm))
     environment: Environment
     perpetrator_relationship: PerpetratorRelationship = PerpetratorRelationship.UNKNOWN
-    description: str = Field(min_length=1, max_length=8000)
+    description: LongText
     danger_indicators: list[DangerIndicator] = Field(default_factory=list, max_length=len(DangerIndicator))
 
     _commune = field_validator("incident_commune_code")(_official_commune)
@@ -187,7 +186,7 @@ class HistoryEntry(BaseModel):
 
 
 class NoteCreate(Strict):
-    text: str = Field(min_length=1, max_length=8000)
+    text: LongText
     visibility: NoteVisibility = NoteVisibility.MANAGERS
 
 
@@ -204,7 +203,7 @@ class NoteRead(BaseModel):
 class TaskUpdate(Strict):
     status: TaskStatus | None = None
     assignee_id: ShortText | None = None
-    note: str | None = Field(None, min_length=1, max_length=4000)
+    note: Annotated[str, Field(min_length=1, max_length=4000), PlainText] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> "TaskUpdate":

@@ -609,6 +609,11 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
         child_id = await registry.existing_child(data.child_id, case.id)
     else:
         assert data.new_child is not None
+        where = data.new_child.commune_code
+        # The registry is written with this service's own account, which may register a child anywhere: the
+        # caller's jurisdiction is checked here, as the registry would check it for the caller.
+        if not subject.jurisdiction.contains(province_of(where), where):
+            raise NotFound("no such commune in your jurisdiction")
         child_id = await registry.register_child(data.new_child)
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD, lock=True)
     check_precondition(if_match, case.version)

@@ -101,7 +101,7 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[list[Any]]:
         reader = csv.reader(handle)
         try:
             yield from reader
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # a decoding error, or a UTF-16 file without its byte order mark
             # Text is decoded in blocks, so the line is where the reader stood, a little before the bad byte.
             raise ImportFailure(f"near line {reader.line_num + 1}: the file is not valid {encoding}; save it as "
                                 "CSV UTF-8 or name its encoding") from exc

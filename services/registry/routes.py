@@ -22,6 +22,7 @@ from services.registry.export import export_children, neutralise, to_csv
 from services.registry.imports import IMPORT_FIELDS, ImportRunner, job_for, save_upload, sniff_format
 from services.registry.models import Child, ImportJob, ImportRowError, audit
 from services.registry.schemas import (
+    CONTROL_CHARACTERS,
     AddressConversion,
     ChildCreate,
     ChildStatus,
@@ -222,7 +223,8 @@ def parse_mapping(mapping: str | None) -> dict[str, str]:
         columns = orjson.loads(mapping)
     except orjson.JSONDecodeError as exc:
         raise UnprocessableContent("mapping must be a JSON object {field: column header}") from exc
-    if not isinstance(columns, dict) or not all(isinstance(v, str) and v.strip() for v in columns.values()):
+    if not isinstance(columns, dict) or not all(isinstance(v, str) and v.strip() and not CONTROL_CHARACTERS.search(v)
+                                                for v in columns.values()):
         raise UnprocessableContent("mapping must be a JSON object {field: column header}")
     unknown = sorted(set(columns) - set(IMPORT_FIELDS))
     if unknown:

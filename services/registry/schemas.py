@@ -1,5 +1,6 @@
 """Registry API shapes: `ChildCreate`, `ChildUpdate`, `ChildView` and the import, history and location shapes."""
 
+import re
 import unicodedata
 import uuid
 from datetime import date, datetime
@@ -41,6 +42,17 @@ def _named(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+# C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, spreadsheets
+# (the XLSX export) refuse the others, and no name or address holds them.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _plain_text(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def _phone(value: str) -> str:
     phone = normalize_phone(value)
     if not 9 <= len(phone) <= 11 or not phone.startswith("0"):
@@ -55,13 +67,17 @@ def _risk_flag(value: str) -> str:
 
 
 CommuneCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$"), AfterValidator(_official_commune)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_named)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_plain_text), AfterValidator(_named)]
 Phone = Annotated[str, StringConstraints(max_length=20), AfterValidator(_phone)]
 IdNumber = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
 EthnicGroup = Annotated[str, AfterValidator(_ethnic_group)]
 GroupLetter = Literal["a", "b", "c", "d", "dd", "e", "g", "h", "i", "k", "l", "m", "n", "o"]
 RiskFlag = Annotated[str, AfterValidator(_risk_flag)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                      AfterValidator(_plain_text)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), AfterValidator(_plain_text)]
+CertificateNumber = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), AfterValidator(_plain_text)]
 assert set(GroupLetter.__args__) == set(SPECIAL_GROUPS)  # type: ignore[attr-defined]
 
 
@@ -111,11 +127,11 @@ class ChildFields(BaseModel):
         "VN", description="ISO 3166-1 alpha-2")
     personal_id: IdNumber | None = Field(None, description="12-digit personal identification number")
     commune_code: CommuneCode = Field(description="Official commune/ward code of residence")
-    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    address: Address | None = None
     birth_registered: bool = False
     birth_registered_on: date | None = None
     birth_registration_commune_code: CommuneCode | None = None
-    birth_certificate_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    birth_certificate_number: CertificateNumber | None = None
     guardians: list[Guardian] = Field(default_factory=list, max_length=10)
     school_name: ShortText | None = None
     school_level: SchoolLevel | None = None
@@ -153,11 +169,11 @@ class ChildUpdate(BaseModel):
     nationality: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
     personal_id: IdNumber | None = None
     commune_code: CommuneCode | None = None
-    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    address: Address | None = None
     birth_registered: bool | None = None
     birth_registered_on: date | None = None
     birth_registration_commune_code: CommuneCode | None = None
-    birth_certificate_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    birth_certificate_number: CertificateNumber | None = None
     guardians: list[Guardian] | None = Field(None, max_length=10)
     school_name: ShortText | None = None
     school_level: SchoolLevel | None = None

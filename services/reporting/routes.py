@@ -42,8 +42,10 @@ Format = Literal["json", "csv", "xlsx", "dhis2"]
 MEDIA_TYPES = {"json": "application/json", "csv": formats.CSV_TYPE, "xlsx": formats.XLSX_TYPE,
                "dhis2": "application/json"}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Unknown period or breakdown (problem+json)"},
-    404: {"description": "Location outside your jurisdiction, or unknown indicator (problem+json)"},
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in {400: "Unknown period or breakdown", 403: "Your role may not read statistics",
+                       404: "Location outside your jurisdiction, or unknown indicator",
+                       422: "Invalid parameters"}.items()
 }
 
 
@@ -95,7 +97,8 @@ def _suppression_info(settings: ReportingSettings, where: Place) -> dict[str, An
             "suppressed_label": settings.suppressed_label, "complementary_label": settings.complementary_label}
 
 
-@router.get("/indicators", summary="The indicator catalogue", response_model=CatalogueRead)
+@router.get("/indicators", summary="The indicator catalogue", response_model=CatalogueRead,
+            responses={403: PROBLEMS[403]})
 async def list_indicators(request: Request, _: StatsReader) -> dict[str, Any]:
     settings = _settings(request)
     return {
