@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 
 from services.cases import registry, service
 from services.cases.models import outbox
@@ -26,6 +27,9 @@ async def connect_registry(app: FastAPI) -> None:
                                                  settings.registry_timeout_seconds)
 
 
+OVERDUE = Gauge("cases_overdue_deadlines", "Deadlines missed whose step is still not done")
+
+
 async def watch_deadlines(app: FastAPI, stop: asyncio.Event) -> None:
     """The periodic check: mark overdue steps and emit one event per missed deadline."""
     settings: CasesSettings = app.state.settings
@@ -36,6 +40,7 @@ async def watch_deadlines(app: FastAPI, stop: asyncio.Event) -> None:
                 logger.info("deadlines missed", extra={"count": marked})
                 if stop.is_set():
                     break
+            OVERDUE.set(await service.count_overdue(app.state.db))
         except Exception as exc:  # the next round retries; a failed round must not end the loop
             logger.warning("deadline check failed", extra={"error_type": type(exc).__name__})
         with contextlib.suppress(TimeoutError):

@@ -646,3 +646,13 @@ async def involves(session: AsyncSession, purpose: str, agency: str, child_id: u
         query = select(Case.id).where(Case.id == object_id, Case.child_id == child_id,
                                       or_(has_task, Case.intake_agency == agency))
     return (await session.scalar(query)) is not None
+
+
+async def count_overdue(database: Database) -> int:
+    """Deadlines missed and still running (the step is not done yet): what the supervisors must chase."""
+    async with database.sessionmaker() as session:
+        return int(await session.scalar(
+            select(func.count()).select_from(CaseDeadline)
+            .where(CaseDeadline.missed_at.is_not(None), CaseDeadline.met_at.is_(None),
+                   CaseDeadline.cancelled_at.is_(None))
+        ) or 0)

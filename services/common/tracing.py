@@ -4,6 +4,8 @@ Spans carry routes, methods and statuses; FastAPI's instrumentation records the 
 query string (which can hold search terms) is excluded from span attributes.
 """
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
 
@@ -26,7 +28,16 @@ def configure_tracing(app: FastAPI, service: str, endpoint: str) -> None:
         trace.set_tracer_provider(provider)
         _configured.add(service)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
-                                       exclude_spans=["receive", "send"])
+                                       exclude_spans=["receive", "send"], server_request_hook=_without_query)
+
+
+def _without_query(span: Any, scope: dict[str, Any]) -> None:
+    """The instrumentation records the full URL; the query string can hold search terms (names, ID numbers)."""
+    if span is None or not span.is_recording():
+        return
+    host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+    span.set_attribute("http.url", f"{scope.get('scheme', 'http')}://{host}{scope.get('path', '')}")
+    span.set_attribute("url.query", "")
 
 
 def instrument_client(client: httpx.AsyncClient, endpoint: str) -> None:

@@ -13,8 +13,13 @@ async def test_metrics_count_requests_by_route_and_are_not_public(api: Api) -> N
     assert 'http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "http_request_duration_seconds_bucket" in text
     assert (await api.client.get("/registry/metrics")).status_code == 404
-    async with httpx.AsyncClient(base_url=api.stack.url("reporting")) as reporting:
-        assert 'feed_position{feed="registry"}' in (await reporting.get("/metrics")).text
+    async def feed_position_exported() -> bool:
+        async with httpx.AsyncClient(base_url=api.stack.url("reporting")) as reporting:
+            return 'feed_position{feed="registry"}' in (await reporting.get("/metrics")).text
+
+    await eventually(feed_position_exported)
+    async with httpx.AsyncClient(base_url=api.stack.url("cases")) as cases:
+        assert "cases_overdue_deadlines " in (await cases.get("/metrics")).text
 
 
 async def test_a_trace_crosses_gateway_and_service_without_personal_data(api: Api,
