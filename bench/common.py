@@ -3,8 +3,42 @@
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from scripts.stack import (
+    ROOT,
+    SERVICES,
+    Stack,
+    choose_postgres,
+    create_databases,
+    drop_databases,
+    free_port,
+    new_client_secrets,
+)
+
+NO_RATE_LIMITS = {"gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "0", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "0"}}
+
+
+@contextmanager
+def running_stack(label: str, extra_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+    """The four services with demo users on fresh databases (local PostgreSQL if it answers, else embedded),
+    dropped again afterwards. Rate limits are off: the driver is one address and a few users."""
+    pg = choose_postgres(ROOT / "var" / "pg-bench", prefer_local=True)
+    names = {s.name: f"{label}_{uuid.uuid4().hex[:6]}_{s.name}" for s in SERVICES}
+    create_databases(pg, list(names.values()))
+    stack = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
+                  client_secrets=new_client_secrets(), seed_demo=True, log_dir=ROOT / "var" / "bench-logs",
+                  extra_env=NO_RATE_LIMITS | (extra_env or {}))
+    stack.migrate_all()
+    try:
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()
+        drop_databases(pg, list(names.values()))
 
 
 @dataclass

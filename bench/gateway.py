@@ -9,22 +9,15 @@ Starts the whole system on fresh databases (local PostgreSQL if it answers, else
 import argparse
 import asyncio
 import platform
-import uuid
 from datetime import UTC, datetime
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bench.common import drive
+from bench.common import drive, running_stack
 from scripts.stack import (
     ROOT,
-    SERVICES,
     Stack,
-    choose_postgres,
-    create_databases,
-    drop_databases,
-    free_port,
-    new_client_secrets,
 )
 
 RESULTS = ROOT / "bench" / "results" / "gateway.md"
@@ -56,20 +49,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=32)
     args = parser.parse_args()
-    pg = choose_postgres(ROOT / "var" / "pg-bench", prefer_local=True)
-    run = uuid.uuid4().hex[:6]
-    names = {s.name: f"bench_{run}_{s.name}" for s in SERVICES}
-    create_databases(pg, list(names.values()))
-    stack = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
-                  client_secrets=new_client_secrets(), seed_demo=True, log_dir=ROOT / "var" / "bench-logs",
-                  extra_env={"gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "0", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "0"}})
-    stack.migrate_all()
-    try:
-        stack.start_all()
+    with running_stack("bench") as stack:
         results = asyncio.run(measure(stack, args.seconds, args.workers))
-    finally:
-        stack.stop_all()
-        drop_databases(pg, list(names.values()))
     direct, proxied = results["direct to registry"], results["through the gateway"]
     bare, bare_proxied = results["`/healthz` direct (no token, no database)"], results["`/healthz` through the gateway"]
     lines = [

@@ -22,16 +22,10 @@ from datetime import UTC, datetime
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bench.common import LoadResult
+from bench.common import LoadResult, running_stack
 from scripts.stack import (
     ROOT,
-    SERVICES,
     Stack,
-    choose_postgres,
-    create_databases,
-    drop_databases,
-    free_port,
-    new_client_secrets,
 )
 
 RESULTS = ROOT / "bench" / "results" / "soak.md"
@@ -152,19 +146,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--workers", type=int, default=12)
     args = parser.parse_args()
-    pg = choose_postgres(ROOT / "var" / "pg-bench", prefer_local=True)
-    names = {s.name: f"soak_{uuid.uuid4().hex[:6]}_{s.name}" for s in SERVICES}
-    create_databases(pg, list(names.values()))
-    stack = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
-                  client_secrets=new_client_secrets(), seed_demo=True, log_dir=ROOT / "var" / "bench-logs",
-                  extra_env={"gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "0", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "0"}})
-    stack.migrate_all()
-    try:
-        stack.start_all()
+    with running_stack("soak") as stack:
         soak, memory = asyncio.run(run(stack, args.seconds, args.workers))
-    finally:
-        stack.stop_all()
-        drop_databases(pg, list(names.values()))
     total = sum(r.count for r in soak.results.values())
     errors = sum(r.errors for r in soak.results.values())
     lines = [

@@ -4,7 +4,6 @@ Algorithms are always pinned: a token must name ES256 and a key id we know. `alg
 public key, and anything else are refused before a signature is even checked.
 """
 
-import base64
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from jose import jwk, jws, jwt
+from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 
 ALGORITHM = "ES256"
@@ -60,6 +59,14 @@ def unverified_header(token: str) -> dict[str, Any]:
         raise TokenError("malformed token") from exc
 
 
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims before any check: only to pick which issuer's keys must verify the token."""
+    try:
+        return jwt.get_unverified_claims(token)
+    except JOSEError as exc:
+        raise TokenError("malformed token") from exc
+
+
 def verify(token: str, jwks: dict[str, dict[str, Any]], *, issuer: str, audience: str,
            algorithms: list[str] | None = None, leeway: int = 30) -> dict[str, Any]:
     """Check signature, algorithm, key id, issuer, audience, expiry. `jwks` maps kid to public JWK."""
@@ -91,10 +98,3 @@ def verify(token: str, jwks: dict[str, dict[str, Any]], *, issuer: str, audience
 
 def now() -> int:
     return int(time.time())
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-__all__ = ["ALGORITHM", "SigningKey", "TokenError", "jws", "now", "sign", "unverified_header", "verify"]
