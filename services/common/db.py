@@ -5,7 +5,7 @@ once the handler has returned, before the response is sent, and rolls back on an
 """
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +13,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from services.common.errors import ServiceUnavailable
+from services.common.errors import connection_lost, database_unavailable
 
 if TYPE_CHECKING:
     from services.common.outbox import Outbox
@@ -47,7 +47,14 @@ class Database:
             raise RuntimeError("events were emitted in a unit of work whose database has no outbox")
         await session.commit()
 
+    @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A session committed when the block ends and rolled back if it raises.
+
+        A context manager rather than a bare generator: the exception a handler raises reaches the `except` below
+        as itself (a lost connection then answers 503), where a generator closed by `aclosing` saw only
+        GeneratorExit and let the original error through as a 500.
+        """
         async with self.sessionmaker() as session:
             try:
                 # Take the connection now: a database that is down or restarting answers 503, not a 500 later.
@@ -72,27 +79,12 @@ class Database:
         await self.engine.dispose()
 
 
-def connection_lost(exc: BaseException) -> bool:
-    """The database went away under a request (a crash, a restart, a broken network), as opposed to a bad query."""
-    if isinstance(exc, OSError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    return bool(exc.connection_invalidated) or sqlstate.startswith(("08", "57P"))
-
-
-def database_unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable("the database is unavailable; retry shortly", headers={"Retry-After": "2"})
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.db
-    # aclosing: an error raised in the handler leaves `async for` without resuming the unit of work, which would
-    # then roll back only when garbage-collected, after the error response, still holding its connection.
-    async with aclosing(database.unit_of_work()) as work:
-        async for session in work:
-            yield session
+    # FastAPI throws the handler's exception in at this `yield`: the unit of work sees it, rolls back, and turns a
+    # lost connection into a 503 before the error response is written.
+    async with database.unit_of_work() as session:
+        yield session
 
 
 # scope="function": the commit runs when the handler returns, so a 2xx is only sent for committed work.

@@ -3,9 +3,12 @@
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +84,39 @@ class ServiceUnavailable(AppError):
     status, title, type_suffix = 503, "Service unavailable", "service-unavailable"
 
 
+LOST_CONNECTION_SQLSTATES = ("08", "57P")  # connection exceptions; operator intervention (shutdown, restart)
+UNIQUE_VIOLATION = "23505"
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The database went away or cannot take more work (a crash, a restart, a broken network, an exhausted pool), as
+    opposed to a bad query. Looks through the exception's causes: drivers and ORMs wrap each other's errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | PoolTimeout | ConnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if _sqlstate(current).startswith(LOST_CONNECTION_SQLSTATES):
+            return True
+        # asyncpg's "connection is closed" carries no SQLSTATE; its subclasses (DataError, ...) are bad input.
+        if type(current) is asyncpg.InterfaceError:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _sqlstate(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(getattr(exc, "sqlstate", None) or getattr(orig, "sqlstate", None) or "")
+
+
+def database_unavailable() -> "ServiceUnavailable":
+    return ServiceUnavailable("the database is unavailable; retry shortly", headers={"Retry-After": "2"})
+
+
 def problem_body(status: int, title: str, detail: str | None, type_suffix: str | None = None,
                  instance: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
@@ -153,6 +189,18 @@ def install_error_handlers(app: FastAPI) -> None:
 def _internal_error(scope: Scope, exc: Exception) -> JSONResponse:
     # The exception text and the raw path may hold personal data: log the type and the route template only.
     route = getattr(scope.get("route"), "path", "unmatched")
+    if connection_lost(exc):
+        # The one place every path ends: whatever code met the lost database (a handler, a dependency, a cache that
+        # reloads through its own session), the client is told to retry, never that the server is broken.
+        logger.warning("database unavailable", extra={"error_type": type(exc).__name__, "route": route})
+        unavailable = database_unavailable()
+        return problem_response(unavailable.status, unavailable.title, unavailable.detail,
+                                type_suffix=unavailable.type_suffix, headers=unavailable.headers)
+    if _sqlstate(exc) == UNIQUE_VIOLATION:
+        # Two writers raced past every check and the database kept one: the other is told plainly, not a 500.
+        logger.info("concurrent duplicate refused", extra={"route": route})
+        return problem_response(409, Conflict.title, "a concurrent request made the same change; read and retry",
+                                type_suffix="concurrent-change")
     logger.error("unhandled error", extra={"error_type": type(exc).__name__, "route": route})
     return problem_response(500, "Internal error", "An unexpected error occurred; it has been logged.",
                             type_suffix="internal-error")

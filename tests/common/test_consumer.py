@@ -47,7 +47,7 @@ class Producer:
 
     async def emit(self, count: int) -> None:
         for number in range(count):
-            async for session in self.database.unit_of_work():
+            async with self.database.unit_of_work() as session:
                 self.outbox.emit(session, "test.counted", {"number": number}, agency="test")
 
     async def last_seq(self) -> int:

@@ -7,7 +7,6 @@ workload with a plain serial id and no lock, and shows that a reader then loses 
 """
 
 import asyncio
-import contextlib
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -91,14 +90,13 @@ async def test_feed_never_skips_or_repeats_under_concurrent_writers(database_url
                 token = uuid.uuid4().hex
                 roll_back = random.random() < 0.2
                 try:
-                    async with contextlib.aclosing(database.unit_of_work()) as work:
-                        async for session in work:
-                            await session.execute(items.insert().values(token=token))
-                            outbox.emit(session, "test.item_created", {"token": token, "writer": number},
-                                        agency="test")
-                            await asyncio.sleep(_pause())
-                            if roll_back:
-                                raise Abort
+                    async with database.unit_of_work() as session:
+                        await session.execute(items.insert().values(token=token))
+                        outbox.emit(session, "test.item_created", {"token": token, "writer": number},
+                                    agency="test")
+                        await asyncio.sleep(_pause())
+                        if roll_back:
+                            raise Abort
                 except Abort:
                     ledger.rolled_back.add(token)
                 else:

@@ -6,9 +6,9 @@ from typing import Literal
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, func, select
+from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.db import Database, DbSession, new_metadata
@@ -29,7 +29,7 @@ items = Table(
 
 class ItemCreate(BaseModel):
     token: str
-    fail: Literal["never", "unexpected", "app_error"] = "never"
+    fail: Literal["never", "unexpected", "app_error", "connection_lost"] = "never"
 
 
 @dataclass
@@ -68,7 +68,17 @@ def build_app(database: Database) -> FastAPI:
             raise RuntimeError("boom after writing")
         if body.fail == "app_error":
             raise Conflict("refused after writing")
+        if body.fail == "connection_lost":
+            # The server ends this very connection, as a PostgreSQL restart does mid-request.
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
         return {"token": body.token}
+
+    @app.get("/outside-the-unit-of-work")
+    async def outside(request: Request) -> dict[str, int]:
+        # Code with its own session (a key cache reloading, a background check) meets the same lost database.
+        async with database.sessionmaker() as session:
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return {"reached": 1}
 
     return app
 
@@ -122,10 +132,27 @@ async def test_a_failed_commit_is_never_answered_as_success(harness: Harness) ->
     assert (await harness.client.post("/items", json={"token": "twice"})).status_code == 201
     # The duplicate passes the handler (the constraint is deferred) and fails at commit time.
     response = await harness.client.post("/items", json={"token": "twice"})
-    assert response.status_code >= 400
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/concurrent-change")
     assert response.headers["content-type"].startswith("application/problem+json")
     assert await harness.stored() == (["twice"], ["twice"])
     assert harness.probe.held_at_response_start == [0, 0]
+
+
+async def test_a_connection_lost_inside_the_handler_is_a_503_and_leaves_nothing(harness: Harness) -> None:
+    # Before the unit of work saw the handler's own exception, this answered 500 (the CI flake of the fault test).
+    response = await harness.client.post("/items", json={"token": "cut", "fail": "connection_lost"})
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["retry-after"] == "2"
+    assert await harness.stored() == ([], [])
+    assert harness.probe.held_at_response_start == [0]
+
+
+async def test_a_connection_lost_outside_the_unit_of_work_is_a_503_too(harness: Harness) -> None:
+    response = await harness.client.get("/outside-the-unit-of-work")
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/service-unavailable")
 
 
 async def test_events_on_a_database_without_an_outbox_fail_loudly_instead_of_vanishing(database_url: str) -> None:
@@ -134,7 +161,7 @@ async def test_events_on_a_database_without_an_outbox_fail_loudly_instead_of_van
         async with database.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
         with pytest.raises(RuntimeError, match="no outbox"):
-            async for session in database.unit_of_work():
+            async with database.unit_of_work() as session:
                 await session.execute(items.insert().values(token="lost"))
                 outbox.emit(session, "test.item_created", {"token": "lost"}, agency="test")
         async with database.sessionmaker() as session:
