@@ -15,6 +15,7 @@ from services.common.health import health_router
 from services.common.http import RequestContextMiddleware, new_http_client
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import metrics_router
+from services.common.openapi import operation_id, use_problem_details
 from services.common.outbox import Outbox
 from services.common.settings import ServiceSettings
 from services.common.tracing import configure_tracing, instrument_client
@@ -70,7 +71,9 @@ def create_service_app(
 
     # The gateway serves a combined document and UI of its own instead (own_docs=False).
     docs = {} if own_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, **docs)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  generate_unique_id_function=operation_id, **docs)
+    use_problem_details(app)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)

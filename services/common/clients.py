@@ -48,3 +48,12 @@ class ServiceTokenProvider:
 
     async def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.token()}", **outgoing_headers()}
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Call another service with this service's token; on a 401 (the token expired, or the signing key rotated)
+        fetch a new token once and retry. Network errors are the caller's to turn into a 503."""
+        response = await self.client.request(method, url, headers=await self.headers(), **kwargs)
+        if response.status_code == 401:
+            self.invalidate()
+            response = await self.client.request(method, url, headers=await self.headers(), **kwargs)
+        return response

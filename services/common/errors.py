@@ -7,6 +7,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +18,58 @@ from services.common.logging import get_logger, request_id_var
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
 logger = get_logger("errors")
+
+
+class FieldError(BaseModel):
+    """One invalid input: where it is (`loc`, for example ["body", "child", "first_name"]), what is wrong, and a
+    stable machine code (`type`). The submitted value is never echoed back: it may be personal data."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`). Some problems add members: `errors` (the
+    invalid fields), `allowed_actions` (what the case allows now), `current_etag` (the version to read again)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem; stable, for programs to switch on.")
+    title: str = Field(description="A short English summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(None, description="What went wrong in this occurrence, in English.")
+    instance: str | None = Field(None, description="The path of the request, through the gateway.")
+    request_id: str | None = Field(None, description="Quote it when reporting a problem; it is in every log line.")
+    errors: list[FieldError] | None = Field(None, description="The invalid fields (422 and some 400).")
+
+
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The request is malformed: a body that is not JSON, an unknown parameter, or a cursor that is not valid",
+    401: "A valid access token is required",
+    403: "Your role may not take this action",
+    404: "Not found, or outside your reach",
+    409: "Not allowed in the current state of the record",
+    412: "The record changed since you read it (If-Match); read it again",
+    413: "The body is too large",
+    415: "The media type is not accepted",
+    422: "The data is not valid; `errors` names each field",
+    428: "If-Match is required for this change",
+    429: "Too many requests; wait for Retry-After seconds",
+    503: "A service or the database is unavailable; retry after Retry-After seconds",
+}
+
+
+def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route really gives, for its `responses=`: each a `Problem` as application/problem+json.
+
+    `descriptions` overrides the generic text of a status, keyed `s409="..."`.
+    """
+    return {
+        status: {"model": Problem,
+                 "description": descriptions.get(f"s{status}", PROBLEM_DESCRIPTIONS.get(status, "Error"))}
+        for status in statuses
+    }
 
 
 class AppError(Exception):
