@@ -1,10 +1,19 @@
 """Transactional outbox and its feed.
 
-An event row is written in the same transaction as the change it describes. The feed must never skip an event
-whose transaction commits after a later sequence number was already read. Writers take a transaction-level
-advisory lock just before they insert their events and hold it until commit, so sequence numbers are handed out
-in commit order and every reader sees a gap-free prefix. The insert happens at commit time (see `Database.commit`),
-so the lock is held only for the last moments of a transaction.
+An event row is written in the same transaction as the change it describes, and records that transaction's id
+(`xid`, PostgreSQL's `pg_current_xact_id()`, a column default). Writers take no lock: any number of transactions
+write events at once.
+
+The feed is ordered by (xid, seq), and a reader takes only events whose transaction is older than every
+transaction still running in this database (the *frontier*, read from the same snapshot as the events). Such
+transactions have all ended, so the set of events before the frontier can no longer change: a cursor (xid, seq)
+never passes an event that appears later. Sequence numbers alone would not do: they are handed out at insert,
+not at commit, so a transaction can commit a smaller one after a reader has passed a larger one.
+
+Transactions of other databases on the same server are left out of the frontier (they cannot write here), so a
+long transaction elsewhere does not hold this feed back; a long transaction in this database does, until it ends
+(statement and idle-in-transaction timeouts bound how long, see `db.py`). Whenever the owner of a running
+transaction cannot be told, it counts as this database's: the frontier errs on the side of waiting.
 """
 
 import uuid
@@ -12,13 +21,59 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Integer, MetaData, String, Table, select, text
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import UserDefinedType
 
-OUTBOX_LOCK_KEY = 0x0C_B0_0B_0C  # any constant; one outbox per database
 EVENT_SCHEMA_VERSION = 1
+
+# The oldest transaction that may still write to this database, as of the statement's own snapshot: the smallest
+# running xid not known to belong to another database, else the snapshot's xmax (every xid below it has ended).
+# pg_stat_activity tells each backend's database and xid to any caller; a transaction that ended meanwhile is no
+# longer listed there and so stays in (waiting once more is harmless).
+FRONTIER_SQL = """(
+SELECT coalesce(
+  (SELECT min(running) FROM pg_snapshot_xip(s.snap) AS running
+   WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
+                     WHERE a.backend_xid = running::xid
+                       AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+  pg_snapshot_xmax(s.snap))
+FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (`xid8`, never wraps around); asyncpg reads it as an int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+@dataclass(frozen=True, order=True)
+class FeedPosition:
+    """Where a reader stands in a feed: the (xid, seq) of the last event it applied. Events written before the
+    xid was recorded carry xid 0, so a position kept from that time, (0, seq), still means the same events."""
+
+    xid: int = 0
+    seq: int = 0
 
 
 @dataclass
@@ -35,6 +90,7 @@ class Event(BaseModel):
     """An event as it travels between services: versioned JSON, never personal data."""
 
     seq: int
+    xid: int = Field(0, description="The producing transaction's id; the feed's order is (xid, seq)")
     id: uuid.UUID
     type: str
     version: int
@@ -45,9 +101,17 @@ class Event(BaseModel):
 
 
 class EventPage(BaseModel):
+    """A page of the feed. The position to ask for next is (`next_xid`, `next_cursor`): pass them back as
+    `after_xid` and `after`."""
+
     events: list[Event]
-    next_cursor: int
+    next_cursor: int = Field(description="The seq of the last event of this page (or the one asked after)")
+    next_xid: int = Field(0, description="The xid of the last event of this page (or the one asked after)")
     has_more: bool
+
+    @property
+    def next_position(self) -> FeedPosition:
+        return FeedPosition(self.next_xid, self.next_cursor)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -55,12 +119,14 @@ def outbox_table(metadata: MetaData) -> Table:
         "outbox_event",
         metadata,
         Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("xid", XID8(), nullable=False, server_default=text("pg_current_xact_id()")),
         Column("id", UUID(as_uuid=True), nullable=False, unique=True),
         Column("type", String(100), nullable=False),
         Column("version", Integer, nullable=False),
         Column("occurred_at", DateTime(timezone=True), nullable=False),
         Column("agency", String(50), nullable=True),
         Column("payload", JSONB, nullable=False),
+        Index("ix_outbox_event_feed_order", "xid", "seq"),
     )
 
 
@@ -77,7 +143,6 @@ class Outbox:
         pending: list[PendingEvent] = session.info.pop("outbox", [])
         if not pending:
             return
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY})
         await session.execute(
             self.table.insert(),
             [
@@ -87,12 +152,18 @@ class Outbox:
             ],
         )
 
-    async def read(self, session: AsyncSession, after: int, limit: int) -> EventPage:
+    async def read(self, session: AsyncSession, after: FeedPosition, limit: int) -> EventPage:
+        t = self.table
         rows = (
             await session.execute(
-                select(self.table).where(self.table.c.seq > after).order_by(self.table.c.seq).limit(limit + 1)
+                select(t)
+                .where(tuple_(t.c.xid, t.c.seq) > tuple_(literal(after.xid, XID8()), literal(after.seq)))
+                .where(t.c.xid < literal_column(FRONTIER_SQL))
+                .order_by(t.c.xid, t.c.seq)
+                .limit(limit + 1)
             )
         ).mappings().all()
         has_more = len(rows) > limit
         events = [Event(source=self.source, **row) for row in rows[:limit]]
-        return EventPage(events=events, next_cursor=events[-1].seq if events else after, has_more=has_more)
+        last = FeedPosition(events[-1].xid, events[-1].seq) if events else after
+        return EventPage(events=events, next_cursor=last.seq, next_xid=last.xid, has_more=has_more)

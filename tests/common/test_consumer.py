@@ -15,14 +15,14 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, select
 
 from scripts.stack import ROOT
 from services.common.clients import ServiceTokenProvider
 from services.common.consumer import FeedConsumer
 from services.common.db import Database, new_metadata
 from services.common.http import new_http_client
-from services.common.outbox import Event, Outbox
+from services.common.outbox import Event, FeedPosition, Outbox
 from tests.common.consumer_process import BATCH_SIZE, CLIENT_ID, CLIENT_SECRET, consumer_tables, count_applications
 
 EVENTS = 57  # not a multiple of the batch size, so the last batch is a partial one
@@ -45,14 +45,27 @@ class Producer:
     def token_url(self) -> str:
         return f"{self.base_url}/auth/token"
 
-    async def emit(self, count: int) -> None:
-        for number in range(count):
-            async with self.database.unit_of_work() as session:
-                self.outbox.emit(session, "test.counted", {"number": number}, agency="test")
+    async def emit(self, count: int, writers: int = 1) -> None:
+        """Write `count` events, one per transaction. With several writers, each writes its event and waits a
+        little before committing, so transactions commit out of the order of their sequence numbers."""
+        numbers = iter(range(count))
+
+        async def writer() -> None:
+            for number in numbers:
+                async with self.database.unit_of_work() as session:
+                    self.outbox.emit(session, "test.counted", {"number": number}, agency="test")
+                    if writers > 1:
+                        await self.outbox.write_pending(session)
+                        await asyncio.sleep(random.uniform(0, 0.02))
+
+        await asyncio.gather(*(writer() for _ in range(writers)))
 
     async def last_seq(self) -> int:
+        """The seq of the last event in feed order, (xid, seq)."""
+        table = self.outbox.table
         async with self.database.sessionmaker() as session:
-            return int((await session.execute(select(func.max(self.outbox.table.c.seq)))).scalar_one() or 0)
+            last = await session.execute(select(table.c.seq).order_by(table.c.xid.desc(), table.c.seq.desc()).limit(1))
+            return int(last.scalar_one_or_none() or 0)
 
     async def token(self, request: web.Request) -> web.Response:
         auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
@@ -67,7 +80,8 @@ class Producer:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self.issued:
             return web.json_response({"title": "Not authenticated"}, status=401)
-        after, limit = int(request.query.get("after", 0)), int(request.query.get("limit", 500))
+        after = FeedPosition(int(request.query.get("after_xid", 0)), int(request.query.get("after", 0)))
+        limit = int(request.query.get("limit", 500))
         async with self.database.sessionmaker() as session:
             page = await self.outbox.read(session, after, limit)
         return web.Response(text=page.model_dump_json(), content_type="application/json")
@@ -181,7 +195,7 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
     _, applied = await create_consumer_tables(second_database_url)
     cursors = consumer_tables(new_metadata())[0]
     applied_by: dict[int, list[str]] = {0: [], 1: []}
-    producing = asyncio.create_task(producer.emit(EVENTS))
+    producing = asyncio.create_task(producer.emit(EVENTS, writers=4))
 
     async def caught_up() -> bool:
         return (await consumer_state(second_database_url)).position == await producer.last_seq()

@@ -3,27 +3,32 @@
 A reader pages the feed while many writers commit concurrently, some slowly, some rolling back. To make the race
 real, the writers in the kit test hold their transaction open for a random while *after* their events were
 inserted (the window in which a later sequence number can commit first). The control experiment runs the same
-workload with a plain serial id and no lock, and shows that a reader then loses events.
+workload reading by a plain serial id, and shows that a reader then loses events. Deterministic cases pin down the
+order that a seq cursor gets wrong, and show that a long transaction holds the feed back (never loses its events)
+only in its own database.
 """
 
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, new_metadata
-from services.common.outbox import Outbox, outbox_table
+from services.common.outbox import FeedPosition, Outbox, outbox_table
+from tests.helpers import eventually
 
 WRITERS = 12
 TRANSACTIONS_PER_WRITER = 8
 PAGE_SIZE = 5
 
-Seen = list[tuple[int, str]]  # (seq, token) in the order read
-ReadPage = Callable[[int], Awaitable[tuple[Seen, int]]]
+Position = tuple[int, int]  # (xid, seq) for the kit's feed; (0, seq) for the control's plain serial id
+Seen = list[tuple[Position, str]]  # (position, token) in the order read
+ReadPage = Callable[[Position], Awaitable[tuple[Seen, Position]]]
 
 
 class Abort(Exception):
@@ -63,9 +68,9 @@ async def _create(database: Database, metadata: MetaData) -> None:
 
 
 async def _read_feed(read_page: ReadPage, writers_done: asyncio.Event) -> Seen:
-    """Page the feed the way a consumer does: ask for events after the last seq seen, advance to `next_cursor`."""
+    """Page the feed the way a consumer does: ask for events after the last position seen, advance to the next."""
     seen: Seen = []
-    after = 0
+    after: Position = (0, 0)
     while True:
         done = writers_done.is_set()  # read before the page, so the final pass starts after every commit
         events, after = await read_page(after)
@@ -102,10 +107,11 @@ async def test_feed_never_skips_or_repeats_under_concurrent_writers(database_url
                 else:
                     ledger.committed.add(token)
 
-        async def read_page(after: int) -> tuple[Seen, int]:
+        async def read_page(after: Position) -> tuple[Seen, Position]:
             async with database.sessionmaker() as session:
-                page = await outbox.read(session, after, PAGE_SIZE)
-            return [(event.seq, event.payload["token"]) for event in page.events], page.next_cursor
+                page = await outbox.read(session, FeedPosition(*after), PAGE_SIZE)
+            return ([((event.xid, event.seq), event.payload["token"]) for event in page.events],
+                    (page.next_xid, page.next_cursor))
 
         writers_done = asyncio.Event()
         reader = asyncio.create_task(_read_feed(read_page, writers_done))
@@ -113,9 +119,9 @@ async def test_feed_never_skips_or_repeats_under_concurrent_writers(database_url
         writers_done.set()
         seen = await reader
 
-        seqs = [seq for seq, _ in seen]
+        positions = [position for position, _ in seen]
         tokens = [token for _, token in seen]
-        assert seqs == sorted(set(seqs)), "the feed must give strictly increasing sequence numbers"
+        assert positions == sorted(set(positions)), "the feed must give strictly increasing positions"
         assert len(tokens) == len(set(tokens)), "no event is read twice"
         assert ledger.rolled_back, "the workload must include rolled-back transactions"
         assert set(tokens) == ledger.committed, (
@@ -133,7 +139,7 @@ async def test_feed_never_skips_or_repeats_under_concurrent_writers(database_url
 
 
 async def _naive_run(database: Database, events: Table) -> tuple[int, int]:
-    """One round of the same workload with a plain serial id and no lock. Returns (committed, read)."""
+    """One round of the same workload, read by the plain serial id. Returns (committed, read)."""
     committed: set[str] = set()
 
     async def writer(number: int) -> None:
@@ -146,12 +152,12 @@ async def _naive_run(database: Database, events: Table) -> tuple[int, int]:
                 await asyncio.sleep(_pause())
             committed.add(token)
 
-    async def read_page(after: int) -> tuple[Seen, int]:
+    async def read_page(after: Position) -> tuple[Seen, Position]:
         async with database.sessionmaker() as session:
             rows = (await session.execute(
-                select(events.c.seq, events.c.payload).where(events.c.seq > after).order_by(events.c.seq)
+                select(events.c.seq, events.c.payload).where(events.c.seq > after[1]).order_by(events.c.seq)
                 .limit(PAGE_SIZE))).all()
-        return [(seq, payload["token"]) for seq, payload in rows], (rows[-1].seq if rows else after)
+        return [((0, seq), payload["token"]) for seq, payload in rows], ((0, rows[-1].seq) if rows else after)
 
     writers_done = asyncio.Event()
     reader = asyncio.create_task(_read_feed(read_page, writers_done))
@@ -161,8 +167,8 @@ async def _naive_run(database: Database, events: Table) -> tuple[int, int]:
     return len(committed), len(seen & committed)
 
 
-async def test_control_a_plain_serial_id_without_the_lock_skips_events(database_url: str) -> None:
-    """Shows the workload above is able to catch a feed that skips: without the lock, events are lost."""
+async def test_control_a_plain_serial_id_skips_events(database_url: str) -> None:
+    """Shows the workload above is able to catch a feed that skips: read by seq alone, events are lost."""
     metadata = new_metadata()
     events = outbox_table(metadata)
     database = Database(database_url, pool_size=WRITERS + 2)
@@ -177,3 +183,120 @@ async def test_control_a_plain_serial_id_without_the_lock_skips_events(database_
         assert any(read < committed for committed, read in rounds), f"no skip seen in {rounds}"
     finally:
         await database.dispose()
+
+
+# ---------------------------------------------------------------------------------------------------- exact cases
+
+
+@dataclass
+class Feed:
+    database: Database
+    outbox: Outbox
+    items: Table
+
+    async def read_all(self, after: FeedPosition = FeedPosition()) -> list[tuple[FeedPosition, str]]:
+        """Every event the feed gives now after `after`, page by page, as (position, token)."""
+        seen: list[tuple[FeedPosition, str]] = []
+        while True:
+            async with self.database.sessionmaker() as session:
+                page = await self.outbox.read(session, after, PAGE_SIZE)
+            seen += [(FeedPosition(e.xid, e.seq), e.payload["token"]) for e in page.events]
+            after = page.next_position
+            if not page.has_more:
+                return seen
+
+    async def held_open(self, token: str | None) -> tuple[AsyncSession, int]:
+        """A transaction that has its xid (and, with a token, its event written) but has not committed."""
+        session = self.database.sessionmaker()
+        await session.begin()
+        xid = int((await session.execute(text("SELECT pg_current_xact_id()::text::bigint"))).scalar_one())
+        if token is not None:
+            self.outbox.emit(session, "test.item_created", {"token": token}, agency="test")
+            await self.outbox.write_pending(session)
+        return session, xid
+
+    async def write(self, token: str) -> None:
+        async with self.database.unit_of_work() as session:
+            await session.execute(self.items.insert().values(token=token))
+            self.outbox.emit(session, "test.item_created", {"token": token}, agency="test")
+
+
+@pytest.fixture
+async def feed(database_url: str) -> AsyncIterator[Feed]:
+    metadata = new_metadata()
+    outbox = Outbox(metadata, source="test")
+    items = _items(metadata)
+    database = Database(database_url, pool_size=4, outbox=outbox)
+    await _create(database, metadata)
+    try:
+        yield Feed(database, outbox, items)
+    finally:
+        await database.dispose()
+
+
+async def test_an_event_committed_after_a_later_seq_was_read_is_still_read(feed: Feed) -> None:
+    # Transaction A starts first (smaller xid); B writes its event first (smaller seq) and commits last.
+    a, a_xid = await feed.held_open(None)
+    b, b_xid = await feed.held_open("b")
+    feed.outbox.emit(a, "test.item_created", {"token": "a"}, agency="test")
+    await feed.outbox.write_pending(a)
+    await a.commit()
+    first = await feed.read_all()
+    assert [token for _, token in first] == ["a"]  # B is still running: its event is not offered yet
+    await b.commit()
+    second = await feed.read_all(first[-1][0])
+    assert [token for _, token in second] == ["b"]
+    # The case a seq cursor gets wrong: B's seq is below the one already read, so `seq > cursor` passes it.
+    assert second[0][0].seq < first[0][0].seq and (a_xid, b_xid) == (first[0][0].xid, second[0][0].xid)
+    await a.close()
+    await b.close()
+
+
+async def test_writers_do_not_wait_for_each_other(feed: Feed) -> None:
+    """The advisory lock made every event-writing transaction wait for the one before it to commit."""
+    held, _ = await feed.held_open("slow")
+    try:
+        async with asyncio.timeout(30):  # generous: without a lock this takes milliseconds, with one forever
+            await feed.write("quick")
+        assert [token for _, token in await feed.read_all()] == []  # behind the running one, in its database
+    finally:
+        await held.rollback()
+        await held.close()
+    assert [token for _, token in await feed.read_all()] == ["quick"]
+
+
+async def test_a_long_transaction_holds_back_only_its_own_database(feed: Feed, second_database_url: str) -> None:
+    elsewhere = Database(second_database_url, pool_size=1)
+    other_db = elsewhere.sessionmaker()
+    await other_db.begin()
+    await other_db.execute(text("SELECT pg_current_xact_id()"))  # running, with an xid, in another database
+    try:
+        await feed.write("one")
+
+        async def offered() -> bool:
+            return [token for _, token in await feed.read_all()] == ["one"]
+
+        # Asked again until offered, while the other database's transaction stays open all along: a transaction
+        # that ends between the snapshot and the activity list counts as ours once (a harmless wait), so the
+        # very first read on a busy shared server may come back empty.
+        await eventually(offered, timeout=30)
+
+        here, _ = await feed.held_open(None)  # running in this database, no event (yet)
+        await feed.write("two")
+        assert [token for _, token in await feed.read_all()] == ["one"]
+        await here.rollback()
+        await here.close()
+        assert [token for _, token in await feed.read_all()] == ["one", "two"]
+    finally:
+        await other_db.rollback()
+        await other_db.close()
+        await elsewhere.dispose()
+
+
+async def test_an_event_written_in_a_savepoint_carries_the_top_level_transaction(feed: Feed) -> None:
+    async with feed.database.unit_of_work() as session:
+        top = int((await session.execute(text("SELECT pg_current_xact_id()::text::bigint"))).scalar_one())
+        async with session.begin_nested():
+            feed.outbox.emit(session, "test.item_created", {"token": "nested"}, agency="test")
+            await feed.outbox.write_pending(session)
+    assert [(position.xid, token) for position, token in await feed.read_all()] == [(top, "nested")]
