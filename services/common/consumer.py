@@ -2,8 +2,7 @@
 
 The consumer's cursor lives in its own database and is updated in the same transaction as whatever it derives
 from the events, with the cursor row locked: a crash mid-batch rolls both back, and two replicas never apply the
-same batch twice. The cursor is the feed position of the last event applied: (`xid`, `position` = its seq), see
-`services/common/outbox.py`.
+same batch twice.
 """
 
 import asyncio
@@ -12,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select, text
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from services.common.db import Database
 from services.common.errors import ServiceUnavailable
 from services.common.logging import get_logger
 from services.common.metrics import FEED_LAG_SECONDS, FEED_POSITION
-from services.common.outbox import Event, EventPage, FeedPosition
+from services.common.outbox import Event, EventPage
 
 logger = get_logger("consumer")
 ApplyEvents = Callable[[AsyncSession, list[Event]], Awaitable[None]]
@@ -35,8 +34,6 @@ def feed_cursor_table(metadata: MetaData) -> Table:
         Column("feed", String(50), primary_key=True),
         Column("position", BigInteger, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
-        # The producing transaction of the last event applied; 0 for a position kept from before events had one.
-        Column("xid", BigInteger, nullable=False, server_default=text("0")),
     )
 
 
@@ -49,22 +46,20 @@ class FeedConsumer:
         self.batch_size, self.idle_seconds = batch_size, idle_seconds
         self.last_success: datetime | None = None
 
-    async def _lock_cursor(self, session: AsyncSession) -> FeedPosition:
+    async def _lock_cursor(self, session: AsyncSession) -> int:
         await session.execute(
             insert(self.cursors)
-            .values(feed=self.feed, position=0, xid=0, updated_at=datetime.now(UTC))
+            .values(feed=self.feed, position=0, updated_at=datetime.now(UTC))
             .on_conflict_do_nothing(index_elements=["feed"])
         )
-        row = (await session.execute(
-            select(self.cursors.c.xid, self.cursors.c.position).where(self.cursors.c.feed == self.feed)
-            .with_for_update()
-        )).one()
-        return FeedPosition(int(row.xid), int(row.position))
+        row = await session.execute(
+            select(self.cursors.c.position).where(self.cursors.c.feed == self.feed).with_for_update()
+        )
+        return int(row.scalar_one())
 
-    async def fetch(self, after: FeedPosition) -> EventPage:
+    async def fetch(self, after: int) -> EventPage:
         response = await self.client.get(
-            self.url, params={"after": after.seq, "after_xid": after.xid, "limit": self.batch_size},
-            headers=await self.tokens.headers(),
+            self.url, params={"after": after, "limit": self.batch_size}, headers=await self.tokens.headers()
         )
         if response.status_code == 401:
             self.tokens.invalidate()
@@ -81,7 +76,7 @@ class FeedConsumer:
             await session.execute(
                 self.cursors.update()
                 .where(self.cursors.c.feed == self.feed)
-                .values(position=page.next_cursor, xid=page.next_xid, updated_at=datetime.now(UTC))
+                .values(position=page.next_cursor, updated_at=datetime.now(UTC))
             )
         self.last_success = datetime.now(UTC)
         FEED_POSITION.labels(self.feed).set(page.next_cursor)

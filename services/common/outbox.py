@@ -1,14 +1,18 @@
 """Transactional outbox and its feed.
 
 An event row is written in the same transaction as the change it describes, and records that transaction's id
-(`xid`, PostgreSQL's `pg_current_xact_id()`, a column default). Writers take no lock: any number of transactions
-write events at once.
+(`xid`, PostgreSQL's `pg_current_xact_id()`, a column default, so every insert path sets it). Writers take no
+lock: any number of transactions write events at once.
 
 The feed is ordered by (xid, seq), and a reader takes only events whose transaction is older than every
-transaction still running in this database (the *frontier*, read from the same snapshot as the events). Such
-transactions have all ended, so the set of events before the frontier can no longer change: a cursor (xid, seq)
-never passes an event that appears later. Sequence numbers alone would not do: they are handed out at insert,
-not at commit, so a transaction can commit a smaller one after a reader has passed a larger one.
+transaction still running in this database (the *frontier*, read from the same snapshot as the events). Those
+transactions have all ended, so the events before the frontier can no longer change: a reader never passes an event
+that appears later. Sequence numbers alone would not do: they are handed out at insert, not at commit, so a
+transaction can commit a smaller one after a reader has passed a larger one.
+
+A reader's cursor stays the seq of the last event it applied: that event's xid is looked up, which gives its place
+(xid, seq) in the feed. Events written before the xid was recorded carry xid 0 and come first in their old order,
+so a cursor kept from that time keeps its meaning.
 
 Transactions of other databases on the same server are left out of the frontier (they cannot write here), so a
 long transaction elsewhere does not hold this feed back; a long transaction in this database does, until it ends
@@ -42,6 +46,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
+from services.common.errors import BadRequest
+
 EVENT_SCHEMA_VERSION = 1
 
 # The oldest transaction that may still write to this database, as of the statement's own snapshot: the smallest
@@ -67,15 +73,6 @@ class XID8(UserDefinedType[int]):
         return "xid8"
 
 
-@dataclass(frozen=True, order=True)
-class FeedPosition:
-    """Where a reader stands in a feed: the (xid, seq) of the last event it applied. Events written before the
-    xid was recorded carry xid 0, so a position kept from that time, (0, seq), still means the same events."""
-
-    xid: int = 0
-    seq: int = 0
-
-
 @dataclass
 class PendingEvent:
     type: str
@@ -90,7 +87,7 @@ class Event(BaseModel):
     """An event as it travels between services: versioned JSON, never personal data."""
 
     seq: int
-    xid: int = Field(0, description="The producing transaction's id; the feed's order is (xid, seq)")
+    xid: int = Field(0, description="The producing transaction's id; the feed is ordered by (xid, seq)")
     id: uuid.UUID
     type: str
     version: int
@@ -101,17 +98,9 @@ class Event(BaseModel):
 
 
 class EventPage(BaseModel):
-    """A page of the feed. The position to ask for next is (`next_xid`, `next_cursor`): pass them back as
-    `after_xid` and `after`."""
-
     events: list[Event]
-    next_cursor: int = Field(description="The seq of the last event of this page (or the one asked after)")
-    next_xid: int = Field(0, description="The xid of the last event of this page (or the one asked after)")
-    has_more: bool
-
-    @property
-    def next_position(self) -> FeedPosition:
-        return FeedPosition(self.next_xid, self.next_cursor)
+    next_cursor: int = Field(description="Pass as `after` for the next page: the seq of this page's last event")
+    has_more: bool = Field(description="More events can be read now (later ones may appear at any time)")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -152,12 +141,19 @@ class Outbox:
             ],
         )
 
-    async def read(self, session: AsyncSession, after: FeedPosition, limit: int) -> EventPage:
+    async def read(self, session: AsyncSession, after: int, limit: int) -> EventPage:
+        """The events after the one numbered `after` (0: from the start), in feed order."""
         t = self.table
+        after_xid = 0
+        if after:
+            after_xid = (await session.execute(select(t.c.xid).where(t.c.seq == after))).scalar_one_or_none()
+            if after_xid is None:
+                # Never a position this feed gave: a consumer ahead of a producer restored from an older backup.
+                raise BadRequest("no event of this feed has that number; the cursor is not valid here")
         rows = (
             await session.execute(
                 select(t)
-                .where(tuple_(t.c.xid, t.c.seq) > tuple_(literal(after.xid, XID8()), literal(after.seq)))
+                .where(tuple_(t.c.xid, t.c.seq) > tuple_(literal(after_xid, XID8()), literal(after)))
                 .where(t.c.xid < literal_column(FRONTIER_SQL))
                 .order_by(t.c.xid, t.c.seq)
                 .limit(limit + 1)
@@ -165,5 +161,4 @@ class Outbox:
         ).mappings().all()
         has_more = len(rows) > limit
         events = [Event(source=self.source, **row) for row in rows[:limit]]
-        last = FeedPosition(events[-1].xid, events[-1].seq) if events else after
-        return EventPage(events=events, next_cursor=last.seq, next_xid=last.xid, has_more=has_more)
+        return EventPage(events=events, next_cursor=events[-1].seq if events else after, has_more=has_more)

@@ -22,7 +22,7 @@ from services.common.clients import ServiceTokenProvider
 from services.common.consumer import FeedConsumer
 from services.common.db import Database, new_metadata
 from services.common.http import new_http_client
-from services.common.outbox import Event, FeedPosition, Outbox
+from services.common.outbox import Event, Outbox
 from tests.common.consumer_process import BATCH_SIZE, CLIENT_ID, CLIENT_SECRET, consumer_tables, count_applications
 
 EVENTS = 57  # not a multiple of the batch size, so the last batch is a partial one
@@ -61,7 +61,7 @@ class Producer:
         await asyncio.gather(*(writer() for _ in range(writers)))
 
     async def last_seq(self) -> int:
-        """The seq of the last event in feed order, (xid, seq)."""
+        """The seq of the last event in feed order, (xid, seq): where a consumer that read everything stands."""
         table = self.outbox.table
         async with self.database.sessionmaker() as session:
             last = await session.execute(select(table.c.seq).order_by(table.c.xid.desc(), table.c.seq.desc()).limit(1))
@@ -80,8 +80,7 @@ class Producer:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self.issued:
             return web.json_response({"title": "Not authenticated"}, status=401)
-        after = FeedPosition(int(request.query.get("after_xid", 0)), int(request.query.get("after", 0)))
-        limit = int(request.query.get("limit", 500))
+        after, limit = int(request.query.get("after", 0)), int(request.query.get("limit", 500))
         async with self.database.sessionmaker() as session:
             page = await self.outbox.read(session, after, limit)
         return web.Response(text=page.model_dump_json(), content_type="application/json")

@@ -19,7 +19,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database, new_metadata
-from services.common.outbox import FeedPosition, Outbox, outbox_table
+from services.common.errors import BadRequest
+from services.common.outbox import Outbox, outbox_table
 from tests.helpers import eventually
 
 WRITERS = 12
@@ -28,7 +29,7 @@ PAGE_SIZE = 5
 
 Position = tuple[int, int]  # (xid, seq) for the kit's feed; (0, seq) for the control's plain serial id
 Seen = list[tuple[Position, str]]  # (position, token) in the order read
-ReadPage = Callable[[Position], Awaitable[tuple[Seen, Position]]]
+ReadPage = Callable[[int], Awaitable[tuple[Seen, int]]]  # a page after a cursor, and the next cursor
 
 
 class Abort(Exception):
@@ -68,9 +69,9 @@ async def _create(database: Database, metadata: MetaData) -> None:
 
 
 async def _read_feed(read_page: ReadPage, writers_done: asyncio.Event) -> Seen:
-    """Page the feed the way a consumer does: ask for events after the last position seen, advance to the next."""
+    """Page the feed the way a consumer does: ask for events after the cursor, advance to `next_cursor`."""
     seen: Seen = []
-    after: Position = (0, 0)
+    after = 0
     while True:
         done = writers_done.is_set()  # read before the page, so the final pass starts after every commit
         events, after = await read_page(after)
@@ -107,11 +108,10 @@ async def test_feed_never_skips_or_repeats_under_concurrent_writers(database_url
                 else:
                     ledger.committed.add(token)
 
-        async def read_page(after: Position) -> tuple[Seen, Position]:
+        async def read_page(after: int) -> tuple[Seen, int]:
             async with database.sessionmaker() as session:
-                page = await outbox.read(session, FeedPosition(*after), PAGE_SIZE)
-            return ([((event.xid, event.seq), event.payload["token"]) for event in page.events],
-                    (page.next_xid, page.next_cursor))
+                page = await outbox.read(session, after, PAGE_SIZE)
+            return [((event.xid, event.seq), event.payload["token"]) for event in page.events], page.next_cursor
 
         writers_done = asyncio.Event()
         reader = asyncio.create_task(_read_feed(read_page, writers_done))
@@ -152,12 +152,12 @@ async def _naive_run(database: Database, events: Table) -> tuple[int, int]:
                 await asyncio.sleep(_pause())
             committed.add(token)
 
-    async def read_page(after: Position) -> tuple[Seen, Position]:
+    async def read_page(after: int) -> tuple[Seen, int]:
         async with database.sessionmaker() as session:
             rows = (await session.execute(
-                select(events.c.seq, events.c.payload).where(events.c.seq > after[1]).order_by(events.c.seq)
+                select(events.c.seq, events.c.payload).where(events.c.seq > after).order_by(events.c.seq)
                 .limit(PAGE_SIZE))).all()
-        return [((0, seq), payload["token"]) for seq, payload in rows], ((0, rows[-1].seq) if rows else after)
+        return [((0, seq), payload["token"]) for seq, payload in rows], (rows[-1].seq if rows else after)
 
     writers_done = asyncio.Event()
     reader = asyncio.create_task(_read_feed(read_page, writers_done))
@@ -194,14 +194,14 @@ class Feed:
     outbox: Outbox
     items: Table
 
-    async def read_all(self, after: FeedPosition = FeedPosition()) -> list[tuple[FeedPosition, str]]:
-        """Every event the feed gives now after `after`, page by page, as (position, token)."""
-        seen: list[tuple[FeedPosition, str]] = []
+    async def read_all(self, after: int = 0) -> Seen:
+        """Every event the feed gives now after the cursor `after`, page by page, as ((xid, seq), token)."""
+        seen: Seen = []
         while True:
             async with self.database.sessionmaker() as session:
                 page = await self.outbox.read(session, after, PAGE_SIZE)
-            seen += [(FeedPosition(e.xid, e.seq), e.payload["token"]) for e in page.events]
-            after = page.next_position
+            seen += [((e.xid, e.seq), e.payload["token"]) for e in page.events]
+            after = page.next_cursor
             if not page.has_more:
                 return seen
 
@@ -244,10 +244,12 @@ async def test_an_event_committed_after_a_later_seq_was_read_is_still_read(feed:
     first = await feed.read_all()
     assert [token for _, token in first] == ["a"]  # B is still running: its event is not offered yet
     await b.commit()
-    second = await feed.read_all(first[-1][0])
+    (a_position, _), = first
+    second = await feed.read_all(a_position[1])
     assert [token for _, token in second] == ["b"]
-    # The case a seq cursor gets wrong: B's seq is below the one already read, so `seq > cursor` passes it.
-    assert second[0][0].seq < first[0][0].seq and (a_xid, b_xid) == (first[0][0].xid, second[0][0].xid)
+    (b_position, _), = second
+    # The case `seq > cursor` gets wrong: B's seq is below the one already read.
+    assert b_position[1] < a_position[1] and (a_position[0], b_position[0]) == (a_xid, b_xid)
     await a.close()
     await b.close()
 
@@ -299,4 +301,12 @@ async def test_an_event_written_in_a_savepoint_carries_the_top_level_transaction
         async with session.begin_nested():
             feed.outbox.emit(session, "test.item_created", {"token": "nested"}, agency="test")
             await feed.outbox.write_pending(session)
-    assert [(position.xid, token) for position, token in await feed.read_all()] == [(top, "nested")]
+    assert [(position[0], token) for position, token in await feed.read_all()] == [(top, "nested")]
+
+
+async def test_a_cursor_that_names_no_event_is_refused(feed: Feed) -> None:
+    await feed.write("one")
+    (position, _), = await feed.read_all()
+    async with feed.database.sessionmaker() as session:
+        with pytest.raises(BadRequest):  # a consumer ahead of a producer restored from an older backup
+            await feed.outbox.read(session, position[1] + 1000, PAGE_SIZE)

@@ -1,12 +1,11 @@
 """The producers' outbox migration keeps every consumer's stored position meaning the same events.
 
 Each producing service's database is migrated to the revision before events carried their transaction id, gets
-events, is migrated to head, and gets more: a consumer that had read up to seq N (its position, kept as (0, N))
-then reads the rest of the old events and all the new ones, each once, in order.
+events, is migrated to head, and gets more: a consumer that had read up to seq N (its cursor) then reads the rest
+of the old events and all the new ones, each once, in order.
 """
 
 import uuid
-from pathlib import Path
 
 import anyio
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy import text
 from scripts.stack import ROOT
 from services.common.db import Database, new_metadata
 from services.common.migrate import alembic_config
-from services.common.outbox import FeedPosition, Outbox
+from services.common.outbox import Outbox
 
 
 def revision_before(config: Config, doc_start: str) -> str:
@@ -50,26 +49,8 @@ async def test_positions_kept_from_before_the_migration_read_on_without_loss(dat
                 outbox.emit(session, "test.new", {"number": number}, agency="test")
 
         async with database.sessionmaker() as session:
-            page = await outbox.read(session, FeedPosition(0, 3), 100)  # a consumer had applied seq 1..3
+            page = await outbox.read(session, 3, 100)  # a consumer had applied seq 1..3
         assert [e.payload["number"] for e in page.events] == [4, 5, 6, 7, 8]
         assert [e.xid for e in page.events][:2] == [0, 0] and all(e.xid > 0 for e in page.events[2:])
-    finally:
-        await database.dispose()
-
-
-async def test_the_reporting_cursor_kept_from_before_reads_as_xid_zero(database_url: str) -> None:
-    migrations: Path = ROOT / "services" / "reporting" / "migrations"
-    config = alembic_config(migrations, database_url)
-    before = revision_before(config, "feed cursor keeps the transaction id")
-    await anyio.to_thread.run_sync(command.upgrade, config, before)
-    database = Database(database_url, pool_size=1)
-    try:
-        async with database.engine.begin() as connection:
-            await connection.execute(text(
-                "INSERT INTO feed_cursor (feed, position, updated_at) VALUES ('cases', 42, now())"))
-        await anyio.to_thread.run_sync(command.upgrade, config, "head")
-        async with database.engine.connect() as connection:
-            row = (await connection.execute(text("SELECT xid, position FROM feed_cursor"))).one()
-        assert (row.xid, row.position) == (0, 42)
     finally:
         await database.dispose()

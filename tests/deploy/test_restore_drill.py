@@ -162,7 +162,7 @@ async def test_a_restored_backup_reports_exactly_what_the_live_system_does(
 
 
 async def feed_positions(pg: Postgres, names: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """Per producer: (reporting's cursor on its feed, the producer's last event sequence number)."""
+    """Per producer: (reporting's cursor on its feed, the seq of the producer's last event in feed order)."""
     positions: dict[str, tuple[int, int]] = {}
     reporting = create_async_engine(pg.url(names["reporting"]))
     try:
@@ -174,7 +174,8 @@ async def feed_positions(pg: Postgres, names: dict[str, str]) -> dict[str, tuple
         engine = create_async_engine(pg.url(names[producer]))
         try:
             async with engine.connect() as connection:
-                last = await connection.scalar(text("SELECT coalesce(max(seq), 0) FROM outbox_event"))
+                last = await connection.scalar(text(
+                    "SELECT coalesce((SELECT seq FROM outbox_event ORDER BY xid DESC, seq DESC LIMIT 1), 0)"))
         finally:
             await engine.dispose()
         positions[producer] = (int(cursors.get(producer, 0)), int(last))
