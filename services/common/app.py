@@ -44,7 +44,8 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.database_url, pool_size=settings.database_pool_size, outbox=outbox)
+        app.state.db = Database(settings.database_url, pool_size=settings.database_pool_size, outbox=outbox,
+                                timeouts=settings.database_timeouts)
         app.state.http = new_http_client()
         instrument_client(app.state.http, settings.otel_exporter_endpoint)
         app.state.verifier = TokenVerifier(

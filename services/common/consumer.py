@@ -46,16 +46,19 @@ class FeedConsumer:
         self.batch_size, self.idle_seconds = batch_size, idle_seconds
         self.last_success: datetime | None = None
 
-    async def _lock_cursor(self, session: AsyncSession) -> int:
+    async def _lock_cursor(self, session: AsyncSession) -> int | None:
+        """The cursor, locked until this transaction ends; None while another replica is applying a batch of this
+        feed (it holds the row): waiting for it would only hold a connection, and could outlast the lock timeout."""
         await session.execute(
             insert(self.cursors)
             .values(feed=self.feed, position=0, updated_at=datetime.now(UTC))
             .on_conflict_do_nothing(index_elements=["feed"])
         )
         row = await session.execute(
-            select(self.cursors.c.position).where(self.cursors.c.feed == self.feed).with_for_update()
+            select(self.cursors.c.position).where(self.cursors.c.feed == self.feed).with_for_update(skip_locked=True)
         )
-        return int(row.scalar_one())
+        position = row.scalar_one_or_none()
+        return None if position is None else int(position)
 
     async def fetch(self, after: int) -> EventPage:
         response = await self.client.get(
@@ -70,6 +73,8 @@ class FeedConsumer:
         """Apply one batch. Returns how many events were applied."""
         async with self.database.sessionmaker() as session, session.begin():
             position = await self._lock_cursor(session)
+            if position is None:
+                return 0
             page = await self.fetch(position)
             if page.events:
                 await self.apply(session, page.events)

@@ -2,10 +2,16 @@
 
 Services `flush()`, never `commit()`: the request's session dependency writes pending outbox events and commits
 once the handler has returned, before the response is sent, and rolls back on any error.
+
+Every connection of every pool carries bounds (`DatabaseTimeouts`), so no request hangs and no connection is left
+waiting or idle in a transaction: a request that waits too long for a row another request holds gives up (409,
+`concurrent-change`: read again and retry), a statement that runs too long is cancelled (503 with Retry-After), and
+a transaction left idle is ended by the server. The answers are given in one place, `errors._internal_error`.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -31,10 +37,31 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long one unit of work may wait for or hold the database, in seconds."""
+
+    lock: float = 5.0  # waiting for a row or table lock another transaction holds (lock_timeout)
+    statement: float = 30.0  # one statement (statement_timeout); longer work goes in batches
+    idle_in_transaction: float = 60.0  # a transaction open with nothing running: the server ends the session
+    pool: float = 10.0  # waiting for a free connection of the pool
+
+    def server_settings(self) -> dict[str, str]:
+        milliseconds = {"lock_timeout": self.lock, "statement_timeout": self.statement,
+                        "idle_in_transaction_session_timeout": self.idle_in_transaction}
+        return {name: str(max(1, round(seconds * 1000))) for name, seconds in milliseconds.items()}
+
+
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, outbox: "Outbox | None" = None):
+    def __init__(self, url: str, *, pool_size: int = 10, outbox: "Outbox | None" = None,
+                 timeouts: DatabaseTimeouts = DatabaseTimeouts()):
+        self.timeouts = timeouts
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800,
+            pool_timeout=timeouts.pool,
+            # Set at connect, so they hold for every statement of every session of this pool. The client-side
+            # bound is a little longer than the server's: it only ends a wait on a connection that stopped answering.
+            connect_args={"server_settings": timeouts.server_settings(), "command_timeout": timeouts.statement + 5},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self.outbox = outbox

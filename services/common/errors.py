@@ -139,6 +139,11 @@ class ServiceUnavailable(AppError):
 
 LOST_CONNECTION_SQLSTATES = ("08", "57P")  # connection exceptions; operator intervention (shutdown, restart)
 UNIQUE_VIOLATION = "23505"
+# Another transaction holds or changed the same rows: waited past lock_timeout, chosen as a deadlock's victim, or a
+# serialization failure. Nothing was written; reading again and retrying succeeds.
+CONCURRENT_CHANGE_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
+# The database bounded the work: a statement past statement_timeout, a session ended for idling in a transaction.
+TOO_SLOW_SQLSTATES = frozenset({"57014", "25P03"})
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -164,6 +169,18 @@ def connection_lost(exc: BaseException) -> bool:
 def _sqlstate(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     return str(getattr(exc, "sqlstate", None) or getattr(orig, "sqlstate", None) or "")
+
+
+def _first_sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of the exception or of the first of its causes that has one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if state := _sqlstate(current):
+            return state
+        current = current.__cause__ or current.__context__
+    return ""
 
 
 def database_unavailable() -> "ServiceUnavailable":
@@ -249,11 +266,21 @@ def _internal_error(scope: Scope, exc: Exception) -> JSONResponse:
         unavailable = database_unavailable()
         return problem_response(unavailable.status, unavailable.title, unavailable.detail,
                                 type_suffix=unavailable.type_suffix, headers=unavailable.headers)
-    if _sqlstate(exc) == UNIQUE_VIOLATION:
+    state = _first_sqlstate(exc)
+    if state == UNIQUE_VIOLATION:
         # Two writers raced past every check and the database kept one: the other is told plainly, not a 500.
         logger.info("concurrent duplicate refused", extra={"route": route})
         return problem_response(409, Conflict.title, "a concurrent request made the same change; read and retry",
                                 type_suffix="concurrent-change")
+    if state in CONCURRENT_CHANGE_SQLSTATES:
+        logger.info("concurrent change refused", extra={"route": route, "sqlstate": state})
+        return problem_response(409, Conflict.title, "another request is changing the same record; read it again "
+                                "and retry", type_suffix="concurrent-change", headers={"Retry-After": "1"})
+    if state in TOO_SLOW_SQLSTATES:
+        logger.warning("database work bounded", extra={"route": route, "sqlstate": state})
+        unavailable = database_unavailable()
+        return problem_response(unavailable.status, unavailable.title, "the database took too long; retry shortly",
+                                type_suffix=unavailable.type_suffix, headers=unavailable.headers)
     logger.error("unhandled error", extra={"error_type": type(exc).__name__, "route": route})
     return problem_response(500, "Internal error", "An unexpected error occurred; it has been logged.",
                             type_suffix="internal-error")

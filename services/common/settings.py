@@ -3,10 +3,11 @@
 import json
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.auth import TrustedIssuer
+from services.common.db import DatabaseTimeouts
 
 Environment = Literal["development", "test", "production"]
 
@@ -25,6 +26,11 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
+    # Bounds on one unit of work (services/common/db.py, DatabaseTimeouts), in seconds.
+    database_lock_timeout_seconds: float = Field(5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(30.0, gt=0)
+    database_idle_in_transaction_timeout_seconds: float = Field(60.0, gt=0)
+    database_pool_timeout_seconds: float = Field(10.0, gt=0)
     log_level: str = "INFO"
 
     # Token verification: every service checks tokens itself against the gateway's keys.
@@ -52,6 +58,13 @@ class ServiceSettings(BaseSettings):
                 if value == DEVELOPMENT_SECRET or not value:
                     raise ValueError(f"{name} must be set outside development")
         return self
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(lock=self.database_lock_timeout_seconds,
+                                statement=self.database_statement_timeout_seconds,
+                                idle_in_transaction=self.database_idle_in_transaction_timeout_seconds,
+                                pool=self.database_pool_timeout_seconds)
 
     @property
     def trusted_issuers(self) -> list[TrustedIssuer]:

@@ -20,7 +20,7 @@ from sqlalchemy import Table, select
 from scripts.stack import ROOT
 from services.common.clients import ServiceTokenProvider
 from services.common.consumer import FeedConsumer
-from services.common.db import Database, new_metadata
+from services.common.db import Database, DatabaseTimeouts, new_metadata
 from services.common.http import new_http_client
 from services.common.outbox import Event, Outbox
 from tests.common.consumer_process import BATCH_SIZE, CLIENT_ID, CLIENT_SECRET, consumer_tables, count_applications
@@ -249,6 +249,32 @@ async def test_a_refused_token_is_renewed_and_the_batch_retried_without_loss(
             await consumer.run_once()
         assert await consumer.run_once() == BATCH_SIZE
         assert await consumer.run_once() == 0
+    await database.dispose()
+    state = await consumer_state(second_database_url)
+    assert len(state.applications) == BATCH_SIZE * 2 and set(state.applications.values()) == {1}
+
+
+async def test_a_replica_finds_the_feed_busy_and_moves_on_instead_of_waiting(
+        producer: Producer, second_database_url: str) -> None:
+    """While one replica applies a batch (its transaction holds the cursor row), another neither waits for the row
+    (past the lock timeout, with a connection held) nor applies anything."""
+    _, applied = await create_consumer_tables(second_database_url)
+    cursors = consumer_tables(new_metadata())[0]
+    await producer.emit(BATCH_SIZE)
+    database = Database(second_database_url, pool_size=2, timeouts=DatabaseTimeouts(lock=1.0))
+    async with new_http_client() as client:
+        consumer = FeedConsumer(
+            feed="producer", url=producer.feed_url, database=database, cursor_table=cursors, client=client,
+            tokens=ServiceTokenProvider(client, producer.token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"]),
+            apply=count_applications(applied), batch_size=BATCH_SIZE,
+        )
+        assert await consumer.run_once() == BATCH_SIZE
+        await producer.emit(BATCH_SIZE)
+        async with database.sessionmaker() as busy, busy.begin():
+            await busy.execute(select(cursors).with_for_update())  # the other replica, mid-batch
+            async with asyncio.timeout(30):
+                assert await consumer.run_once() == 0
+        assert await consumer.run_once() == BATCH_SIZE
     await database.dispose()
     state = await consumer_state(second_database_url)
     assert len(state.applications) == BATCH_SIZE * 2 and set(state.applications.values()) == {1}
