@@ -219,14 +219,14 @@ class Stack:
         for service in SERVICES:
             self.wait_ready(service.name)
 
-    def wait_ready(self, name: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, name: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             process = self.processes.get(name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
-                if httpx.get(f"{self.url(name)}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url(name)}/readyz", timeout=5.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

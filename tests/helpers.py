@@ -66,7 +66,8 @@ class Api:
         return response.json()["access_token"]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.1) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, interval: float = 0.1) -> None:
+    """Wait until `check()` holds; `timeout` only bounds a failure (a loaded machine makes things slow, not wrong)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():

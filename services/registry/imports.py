@@ -32,7 +32,7 @@ from services.common.db import Database
 from services.common.errors import AppError
 from services.common.locations import province_of
 from services.common.logging import get_logger
-from services.common.outbox import EVENT_SCHEMA_VERSION, OUTBOX_LOCK_KEY
+from services.common.outbox import EVENT_SCHEMA_VERSION
 from services.common.permissions import Agency, Role
 from services.registry.models import ImportJob, ImportRow, ImportRowError
 from services.registry.schemas import ChildCreate
@@ -481,8 +481,7 @@ class ImportRunner:
                 "purpose": f"import:{job_id}"})
             created = int(applied.rowcount)  # type: ignore[attr-defined]
             inserted_at = time.perf_counter()
-            # Events last: the outbox lock is held only from here to the commit.
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY})
+            # Events in the same transaction (each carries its transaction id: services/common/outbox.py).
             await session.execute(EVENTS_SQL, {"job": job_id, "agency": agency, "version": EVENT_SCHEMA_VERSION})
             logger.info("import events written", extra={"job_id": str(job_id), "children": created,
                                                          "seconds": round(time.perf_counter() - inserted_at, 2)})

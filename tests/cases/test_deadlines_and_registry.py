@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import httpx
+import pytest
 from sqlalchemy import text
 
+from services.cases import service
 from services.cases.app import create_app, watch_deadlines
 from services.cases.settings import CasesSettings
 from services.common.db import Database
@@ -17,7 +19,8 @@ from tests.cases.samples import intake
 from tests.helpers import DEMO_COMMUNE, Api, eventually
 
 
-async def test_background_check_marks_a_missed_deadline_once(api: Api, cases: Cases, cases_db: Database) -> None:
+async def test_background_check_marks_a_missed_deadline_once(api: Api, cases: Cases, cases_db: Database,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     officer = await api.as_demo("child_protection_officer")
     case = (await cases.create(officer, intake())).json()
     async with cases_db.sessionmaker() as session:
@@ -25,6 +28,15 @@ async def test_background_check_marks_a_missed_deadline_once(api: Api, cases: Ca
                               {"due": datetime.now(UTC) - timedelta(minutes=1), "id": case["id"]})
         await session.commit()
     app = SimpleNamespace(state=SimpleNamespace(db=cases_db, settings=CasesSettings(deadline_check_seconds=0.05)))
+    rounds = 0
+    count_overdue = service.count_overdue
+
+    async def counted(database: Database) -> int:  # each round of the loop ends with this count
+        nonlocal rounds
+        rounds += 1
+        return await count_overdue(database)
+
+    monkeypatch.setattr(service, "count_overdue", counted)
     stop = asyncio.Event()
     loop = asyncio.create_task(watch_deadlines(app, stop))  # type: ignore[arg-type]
 
@@ -33,11 +45,16 @@ async def test_background_check_marks_a_missed_deadline_once(api: Api, cases: Ca
         return bool(read["overdue"])
 
     try:
-        await eventually(marked, timeout=5)
-        await asyncio.sleep(0.2)  # a few more rounds: the deadline must not be marked again
+        await eventually(marked, timeout=30)
+        seen = rounds
+
+        async def three_more_rounds() -> bool:  # the deadline must not be marked again
+            return rounds >= seen + 3
+
+        await eventually(three_more_rounds, timeout=30)
     finally:
         stop.set()
-        await asyncio.wait_for(loop, timeout=2)
+        await asyncio.wait_for(loop, timeout=30)
     history = (await api.client.get(f"/cases/v1/cases/{case['id']}/history", headers=officer)).json()
     assert [h["action"] for h in history] == ["receive", "deadline_missed"]
     assert history[1]["actor_id"] == "cases:deadline-check" and history[1]["data"] == {"deadline": "assessment"}

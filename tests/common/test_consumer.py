@@ -149,7 +149,7 @@ async def run_consumer_process(producer: Producer, database_url: str, pause: flo
     assert process.stdout is not None
     lines: list[str] = []
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(120):
             while line := (await process.stdout.readline()).decode().strip():
                 lines.append(line)
                 if kill_at_batch is not None and sum(x.startswith("applying") for x in lines) == kill_at_batch:
@@ -221,7 +221,7 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
                 await asyncio.sleep(0.005)
         await database.dispose()
 
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(120):
         await asyncio.gather(consume(0), consume(1), producing)
 
     state = await consumer_state(second_database_url)

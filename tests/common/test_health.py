@@ -110,7 +110,8 @@ async def test_not_ready_quickly_when_the_database_hangs(migrations_dir: Path, j
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{silent.getsockname()[1]}/nothing"
         async with serving(url, migrations_dir) as client:
             started = time.monotonic()
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(60):
                 response = await client.get("/readyz")
             assert_not_ready(response)
-            assert time.monotonic() - started < 6
+            # The probe gives up after READY_TIMEOUT_SECONDS (2 s); the bound leaves room for a loaded machine.
+            assert time.monotonic() - started < 15

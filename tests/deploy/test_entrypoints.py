@@ -75,7 +75,7 @@ def test_the_wait_retries_until_the_server_answers_then_gives_up(capsys: pytest.
     environ = {"CASES_DATABASE_URL": f"postgresql+asyncpg://cp@127.0.0.1:{free_port()}/cases"}
     started = time.monotonic()
     assert migrate.main(["cases", "--wait", "2"], environ) == 1
-    assert 2 <= time.monotonic() - started < 10
+    assert 2 <= time.monotonic() - started < 30
     assert "ConnectionRefusedError" in capsys.readouterr().err
 
 
@@ -141,9 +141,9 @@ def test_the_init_script_gives_each_service_its_own_role_and_database(embedded_s
         assert asyncio.run(revision_of(environ[f"{service.env_prefix}DATABASE_URL"])) == heads()[name]
     # A database that does not exist is not worth waiting for: that fails at once, not after --wait.
     started = time.monotonic()
-    missing = migrate.main(["registry", "--wait", "30"],
+    missing = migrate.main(["registry", "--wait", "300"],
                            {"REGISTRY_DATABASE_URL": f"postgresql+asyncpg://registry@/nope?host={socket}"})
-    assert missing == 1 and time.monotonic() - started < 10
+    assert missing == 1 and time.monotonic() - started < 60
 
 
 def healthcheck(env: dict[str, str]) -> int:

@@ -42,6 +42,6 @@ async def test_a_trace_crosses_gateway_and_service_without_personal_data(api: Ap
     async def traced() -> bool:
         return bool(crossing())
 
-    await eventually(traced, timeout=10)
+    await eventually(traced, timeout=30)
     recorded = str(trace_collector.spans)
     assert secret_name not in recorded and "nguyen-van-search" not in recorded

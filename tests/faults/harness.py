@@ -8,6 +8,8 @@ never touches the shared PostgreSQL on 127.0.0.1:5432: it runs its own server un
 """
 
 import asyncio
+import base64
+import json
 import os
 import random
 import shutil
@@ -54,8 +56,11 @@ PROVINCE_COMMUNES = [DEMO_COMMUNE, *sorted(c for c in communes()
                                            if province_of(c) == DEMO_PROVINCE and c != DEMO_COMMUNE)[:4]]
 ABUSE_FORMS = ["violence", "neglect", "sexual_abuse", "abandonment", "exploitation", "other"]
 ENVIRONMENTS = ["home", "school", "community", "online"]
-# A request through the gateway to a stopped service must be refused quickly, not hang.
-UNAVAILABLE_WITHIN_SECONDS = 1.0
+# A request through the gateway to a stopped service must be refused, not hang until the gateway's upstream
+# timeout (30 s): it normally takes milliseconds (bench/results/faults.md); the bound leaves room for a loaded machine.
+UNAVAILABLE_WITHIN_SECONDS = 5.0
+# Probes wait longer than that, so a slow answer is measured rather than cut off.
+PROBE_TIMEOUT_SECONDS = 30.0
 
 
 # ---------------------------------------------------------------------------------------------------- the system
@@ -135,17 +140,21 @@ class FaultSystem:
 
 
 class Tokens:
-    """Bearer tokens of the demo users, fetched again when the gateway refuses one."""
+    """Bearer tokens of the demo users, fetched again when the gateway refuses one. Every sign-in answer other than
+    200 is counted in `failures` as "sign-in <status>", wherever the sign-in happened: a 500 there is as wrong as
+    anywhere else, and must not hide as "login unavailable"."""
 
-    def __init__(self, client: httpx.AsyncClient):
+    def __init__(self, client: httpx.AsyncClient, failures: Counter[str] | None = None):
         self.client = client
         self.cache: dict[str, str] = {}
+        self.failures: Counter[str] = Counter() if failures is None else failures
 
     async def headers(self, username: str) -> dict[str, str]:
         if username not in self.cache:
             response = await self.client.post("/auth/token", data={"grant_type": "password", "username": username,
                                                                    "password": "demo"})
             if response.status_code != 200:
+                self.failures[f"sign-in {response.status_code}"] += 1
                 raise LoginUnavailable(f"login answered {response.status_code}")
             self.cache[username] = response.json()["access_token"]
         return {"Authorization": f"Bearer {self.cache[username]}"}
@@ -155,7 +164,8 @@ class Tokens:
 
 
 class LoginUnavailable(Exception):
-    """The gateway could not issue a token just now (its database is down)."""
+    """The gateway did not issue a token just now (counted by `Tokens`; only a 503 is expected, while its database
+    is down)."""
 
 
 class Refused(AssertionError):
@@ -169,13 +179,21 @@ class DriverLog:
     intake_statuses: Counter[int] = field(default_factory=Counter)  # the status of every acknowledgment
     children: dict[str, str] = field(default_factory=dict)  # full name -> child id
     child_answers: Counter[str] = field(default_factory=Counter)  # "201", or "409" when a retry found its record
-    failures: Counter[str] = field(default_factory=Counter)  # what unacknowledged attempts met
+    # What unacknowledged attempts met: a status, "sign-in <status>" (any sign-in, also outside the load), or an error.
+    failures: Counter[str] = field(default_factory=Counter)
     unavailable_seconds: list[float] = field(default_factory=list)  # how long each 503 took to come back
     intake_acknowledged_at: list[float] = field(default_factory=list)  # monotonic time of every intake's answer
     # (monotonic start, user, answer, seconds) of every attempt, for reading a run's timeline
     attempts: list[tuple[float, str, str, float]] = field(default_factory=list)
     longest_wait: float = 0.0  # the longest time one record took from its first attempt to its acknowledgment
     retried: int = 0  # records that needed more than one attempt
+
+    @property
+    def server_errors(self) -> dict[str, int]:
+        """Every 5xx answer but 503 (a fault explains a 503; nothing explains a 500), sign-ins included."""
+        return {answer: n for answer, n in self.failures.items()
+                if answer.rsplit(" ", 1)[-1].isdigit() and int(answer.rsplit(" ", 1)[-1]) >= 500
+                and not answer.endswith("503")}
 
 
 class LoadDriver:
@@ -189,8 +207,8 @@ class LoadDriver:
     def __init__(self, client: httpx.AsyncClient, *, workers: int = 3, pause: float = 0.05,
                  patience: float = 90.0, seed: int = 7):
         self.client, self.workers, self.pause, self.patience = client, workers, pause, patience
-        self.tokens = Tokens(client)
         self.log = DriverLog()
+        self.tokens = Tokens(client, self.log.failures)
         self.random = random.Random(seed)
         self.run_tag = uuid.uuid4().hex[:8]
         self.count = 0
@@ -260,7 +278,8 @@ class LoadDriver:
             try:
                 response = await send()
             except (httpx.TransportError, LoginUnavailable) as exc:  # the gateway or its database is down
-                self.log.failures[type(exc).__name__] += 1
+                if isinstance(exc, httpx.TransportError):  # a refused sign-in is counted where it happened
+                    self.log.failures[type(exc).__name__] += 1
                 self.log.attempts.append((started, username, type(exc).__name__, time.monotonic() - started))
             else:
                 self.log.attempts.append((started, username, str(response.status_code), time.monotonic() - started))
@@ -275,7 +294,7 @@ class LoadDriver:
                 elif response.status_code == 401:
                     self.tokens.forget(username)
                 elif response.status_code < 500:
-                    raise Refused(f"{response.status_code}: {response.text}")
+                    raise Refused(f"{response.status_code}: {response.text[:300]}")
             if time.monotonic() - first > self.patience:
                 raise AssertionError(f"a record was not acknowledged within {self.patience} s")
             await asyncio.sleep(0.2)
@@ -302,6 +321,7 @@ class Probe:
     status: int | None  # None: the connection was refused or timed out
     problem_json: bool
     seconds: float
+    call: str = ""  # what was called, when a fault is probed with several kinds of call
 
 
 @dataclass
@@ -338,13 +358,39 @@ PROBES = {
 async def probe(client: httpx.AsyncClient, tokens: Tokens, service: str) -> Probe:
     username, path = PROBES[service]
     headers = await tokens.headers(username)
+    return await timed_call(client, "GET", path, f"GET {path}", headers=headers)
+
+
+async def timed_call(client: httpx.AsyncClient, method: str, path: str, call: str, **kwargs: Any) -> Probe:
     started = time.monotonic()
     try:
-        response = await client.get(path, headers=headers, timeout=5.0)
+        response = await client.request(method, path, timeout=PROBE_TIMEOUT_SECONDS, **kwargs)
     except httpx.TransportError:
-        return Probe(None, False, time.monotonic() - started)
+        return Probe(None, False, time.monotonic() - started, call)
     return Probe(response.status_code, response.headers.get("content-type", "").startswith("application/problem+json"),
-                 time.monotonic() - started)
+                 time.monotonic() - started, call)
+
+
+def unknown_key_token(issuer: str) -> str:
+    """A well-formed token of our issuer naming a key id the gateway does not know: the gateway looks the key up in
+    its own database (a rotation on another replica), outside any request's unit of work. The signature is never
+    reached."""
+    parts = ({"alg": "ES256", "typ": "JWT", "kid": "unknown-key-id"},
+             {"sub": "nobody", "iss": issuer, "aud": "child-protection", "exp": 4102444800})
+    encoded = (base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=") for part in parts)
+    return ".".join(encoded) + ".c2lnbmF0dXJl"
+
+
+async def postgres_down_probes(client: httpx.AsyncClient, tokens: Tokens) -> list[Probe]:
+    """One round of calls while PostgreSQL is down, each through a different path to the database: a service's
+    unit of work, the gateway's sign-in, and the gateway's key lookup for a token it cannot verify from memory."""
+    return [
+        await probe(client, tokens, "cases"),
+        await timed_call(client, "POST", "/auth/token", "sign-in",
+                         data={"grant_type": "password", "username": OFFICER, "password": "demo"}),
+        await timed_call(client, "GET", PROBES["registry"][1], "unknown signing key",
+                         headers={"Authorization": f"Bearer {unknown_key_token(str(client.base_url).rstrip('/'))}"}),
+    ]
 
 
 def listening(port: int) -> bool:
@@ -448,8 +494,8 @@ async def restart_postgres(system: FaultSystem, client: httpx.AsyncClient, token
     await asyncio.to_thread(system.postgres.stop, "immediate")
     stopped = time.monotonic()
     probes: list[Probe] = []
-    while time.monotonic() - stopped < down_for:
-        probes.append(await probe(client, tokens, "cases"))
+    while time.monotonic() - stopped < down_for or not probes:
+        probes += await postgres_down_probes(client, tokens)
         await asyncio.sleep(0.2)
     starting = time.monotonic()
     await asyncio.to_thread(system.postgres.start)
@@ -624,6 +670,8 @@ def problems(result: DrillResult) -> list[str]:
     verdict, found = result.verdict, []
     if result.log.retried == 0:
         found.append("no record needed a retry: the faults missed the load")
+    if result.log.server_errors:
+        found.append(f"server errors (5xx other than 503, sign-ins included): {result.log.server_errors}")
     if verdict.unreadable_cases or verdict.unreadable_children:
         found.append(f"acknowledged but unreadable: {len(verdict.unreadable_cases)} cases, "
                      f"{len(verdict.unreadable_children)} children")

@@ -81,4 +81,11 @@ async def test_calls_while_postgresql_is_down_are_refused_as_503(result: DrillRe
     for probe in restart.probes:
         assert probe.status == 503 and probe.problem_json, probe
         assert probe.seconds < UNAVAILABLE_WITHIN_SECONDS, probe
-    assert "500" not in result.log.failures
+
+
+async def test_no_call_answered_a_server_error_sign_ins_included(result: DrillResult) -> None:
+    # Every attempt of the load and every sign-in, wherever it happened (the drill's own probes sign in too): a
+    # fault explains a 503, nothing explains a 500.
+    assert result.log.server_errors == {}
+    assert any(answer.startswith("sign-in") or answer == "503" for answer in result.log.failures), (
+        "the faults never reached the load: the check above would prove nothing")

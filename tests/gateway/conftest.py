@@ -17,13 +17,13 @@ from scripts.stack import ROOT, SERVICES, Stack, free_port
 
 
 class EchoUpstream:
-    """A stand-in service that answers with the headers it received; `/slow` waits before answering."""
+    """A stand-in service that answers with the headers it received; `/slow` waits 20 s before answering."""
 
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 if self.path.startswith("/slow"):
-                    time.sleep(3)
+                    time.sleep(20)
                 length = int(self.headers.get("content-length") or 0)
                 body = json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()},
                                    "path": self.path, "body_bytes": len(self.rfile.read(length))}).encode()
@@ -66,10 +66,10 @@ def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a fresh process on a loaded machine: imports alone take seconds
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
                     return url
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -1,8 +1,12 @@
 """Object-level authorization: every demo role reads and changes records inside and outside its jurisdiction
 and agency, and each answer is what the permission table and the record's place say: 403 when the role may not
-take the action at all, 404 when the record is outside its reach, success otherwise."""
+take the action at all, 404 when the record is outside its reach, success otherwise. A successful read returns
+exactly the fields the role may see (docs/registry.md, "Who reaches what"; for a case: the reporter only to the
+commune that runs it and to the agency that took the report, the tasks of the caller's own agency only, the actions
+the workflow table allows the role)."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -68,6 +72,33 @@ async def world(api: Api) -> World:
     return World(children, cases)
 
 
+# What a reader of a child record sees, written out from docs/registry.md (not read from the service's own tables).
+CHILD_CORE = {"id", "revision", "full_name", "sex", "date_of_birth", "date_of_birth_estimated", "age", "province_code",
+              "commune_code", "status", "status_date"}
+CHILD_GROUPS = {
+    "identity": {"ethnicity", "nationality", "personal_id", "address"},
+    "birth_registration": {"birth_registered", "birth_registered_on", "birth_registration_commune_code",
+                           "birth_certificate_number"},
+    "guardians": {"guardians"},
+    "school": {"school_name", "school_level", "school_grade", "school_status"},
+    "health": {"health_insurance_number", "health_insurance_valid_from", "health_insurance_valid_until",
+               "health_insurance_entitled", "disability", "disability_level"},
+    "protection": {"special_groups", "at_risk", "at_risk_flags"},
+    "record": {"merged_ids", "created_at", "updated_at"},
+}
+# An agency working on a case sees the core and what its task needs (need-to-know, Decree 56 Art. 33).
+AGENCY_GROUPS = {"health": ("health",), "education": ("school",), "justice": ("identity", "birth_registration"),
+                 "police": ("identity", "guardians")}
+
+
+def child_fields(role: Role) -> set[str]:
+    from services.common.permissions import ROLE_AGENCY
+
+    if PERMISSIONS[role].get(Action.CHILD_READ) == Scope.JURISDICTION:
+        return CHILD_CORE.union(*CHILD_GROUPS.values())
+    return CHILD_CORE.union(*(CHILD_GROUPS[g] for g in AGENCY_GROUPS.get(ROLE_AGENCY[role].value, ())))
+
+
 def demo_jurisdiction(role: Role) -> tuple[str, str | None, str | None]:
     from gateway.service import demo_jurisdiction as of
 
@@ -116,6 +147,8 @@ async def test_reading_children_inside_and_outside(api: Api, world: World, role:
         response = await api.client.get(f"/registry/v1/children/{record.id}", params=purpose, headers=headers)
         want = expected(role, Action.CHILD_READ, record, 200)
         assert response.status_code == want, f"{role.value} reading the {label} child: {response.text}"
+        if want == 200:
+            assert set(response.json()) == child_fields(role), f"{role.value} reading the {label} child"
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
@@ -136,6 +169,30 @@ async def test_reading_cases_inside_and_outside(api: Api, world: World, role: Ro
         response = await api.client.get(f"/cases/v1/cases/{record.id}", headers=headers)
         want = expected(role, Action.CASE_READ, record, 200)
         assert response.status_code == want, f"{role.value} reading case {label}: {response.text}"
+        if want == 200:
+            assert_case_view(role, record, response.json(), label)
+
+
+def assert_case_view(role: Role, record: Record, case: dict[str, Any], label: str) -> None:
+    from services.cases import workflow
+    from services.common.permissions import ROLE_AGENCY
+
+    agency = ROLE_AGENCY[role].value
+    runs_it = agency == "peoples_committee" and PERMISSIONS[role].get(Action.CASE_READ) == Scope.JURISDICTION
+    reported_it = agency == ROLE_AGENCY[Role(record.created_by_role)].value
+    what = f"{role.value} reading case {label}"
+    assert (case["reporter"] is not None) == (runs_it or reported_it), what
+    task_agencies = {task["agency"] for task in case["tasks"]}
+    if runs_it:
+        assert task_agencies == record.involved_agencies - {"peoples_committee", "hotline"}, what
+    else:
+        assert task_agencies <= {agency}, what
+    if not runs_it:
+        assert case["plan"] is None, what
+    position = workflow.Position(workflow.State(case["state"]),
+                                 frozenset(workflow.Deadline(d["name"]) for d in case["deadlines"] if d["running"]))
+    allowed = [s.action for s in workflow.allowed_steps(position) if s.permission in PERMISSIONS[role]]
+    assert case["allowed_actions"] == allowed, what
 
 
 async def test_hotline_matches_a_child_with_minimal_fields(api: Api, world: World) -> None:

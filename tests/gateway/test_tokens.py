@@ -201,7 +201,7 @@ async def test_key_rotation_keeps_existing_sessions(api: Api) -> None:
     async def new_key_known_everywhere() -> bool:
         return await accepted(api, new) == {"gateway": 200, "service": 404}
 
-    await eventually(new_key_known_everywhere, timeout=5)
+    await eventually(new_key_known_everywhere, timeout=30)
 
 
 async def test_province_identity_provider_is_trusted_through_configuration(api: Api,

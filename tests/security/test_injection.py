@@ -21,7 +21,7 @@ from tests.security.conftest import COMMUNE_B, World, full_child
 PAYLOADS = {
     "sql quote": "Lan' OR '1'='1' --",
     "sql statement": "Lan'); DROP TABLE child; --",
-    "sql sleep": "Lan'; SELECT pg_sleep(3); --",
+    "sql sleep": "Lan'; SELECT pg_sleep(60); --",
     "backslashes": "Lan \\'; \\\\ \\x00",
     "like wildcards": "Lan %_% [a-z]*",
     "dollar quoting": "Lan $$ || chr(0) || $$",
@@ -55,7 +55,7 @@ async def test_hostile_text_in_a_child_record_is_kept_verbatim_or_refused(world:
                       guardians=[{"full_name": text, "relationship": "mother"}])
     started = time.monotonic()
     created = await world.client.post("/registry/v1/children", json=body, headers=world.b.officer)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # far below the minute an injected pg_sleep would take
     if refused_cleanly(created):
         return
     assert created.status_code == 201, (created.status_code, created.text[:300])
@@ -153,7 +153,7 @@ async def test_the_import_error_report_never_hands_a_spreadsheet_a_formula(world
         status = (await world.client.get(url, headers=world.b.officer)).json()["status"]
         return status in ("succeeded", "failed")
 
-    await eventually(finished, timeout=15)
+    await eventually(finished, timeout=60)
     report = await world.client.get(f"{url}/errors", headers=world.b.officer)
     assert report.status_code == 200
     cells = [cell for row in csv.reader(io.StringIO(report.text)) for cell in row]
@@ -175,7 +175,7 @@ async def test_control_characters_in_an_import_are_refused_row_by_row(world: Wor
     async def finished() -> bool:
         return (await world.client.get(url, headers=officer)).json()["status"] in ("succeeded", "failed")
 
-    await eventually(finished, timeout=15)
+    await eventually(finished, timeout=60)
     result = (await world.client.get(url, headers=officer)).json()
     # Each bad row is reported as such; the file as a whole did not stop on an unexpected error.
     assert result["failure"] is None and result["error_count"] == 2 and result["created_count"] == 0, result
@@ -192,7 +192,7 @@ async def test_a_file_in_another_encoding_than_declared_fails_with_its_reason(wo
     async def finished() -> bool:
         return (await world.client.get(url, headers=officer)).json()["status"] in ("succeeded", "failed")
 
-    await eventually(finished, timeout=15)
+    await eventually(finished, timeout=60)
     result = (await world.client.get(url, headers=officer)).json()
     assert result["status"] == "failed" and "not valid utf-16" in result["failure"], result
 

@@ -7,7 +7,8 @@ documented schema. The run is bounded for CI: a few examples per operation, mode
 cases on every run), no shrinking, no example database. Set SECURITY_FUZZ_EXAMPLES for a longer run.
 
 Operations left out: sign-in, refresh and logout (random passwords would lock the demo accounts, random refresh
-tokens exercise nothing that tests/gateway/test_tokens.py does not), and the signing-key rotation.
+tokens exercise nothing that tests/gateway/test_tokens.py does not), and the signing-key rotation (it has no input
+to generate: every call is a real rotation; tests/gateway/test_permission_matrix.py makes one).
 """
 
 import os
@@ -31,10 +32,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scripts.stack import Stack
+from services.common.permissions import Role
 from tests.helpers import Api
 
-ROLES = ("child_protection_officer", "commune_chairman", "hotline_operator", "health_officer", "police_officer",
-         "province_statistician")
+# Every user role: each reaches a different part of the document (the admin the user administration, the agencies
+# their own reads), and each part must answer as documented whoever calls it.
+ROLES = tuple(role.value for role in Role if role != Role.SERVICE)
 EXCLUDED = {("POST", "/auth/token"), ("POST", "/auth/refresh"), ("POST", "/auth/logout"),
             ("POST", "/admin/v1/keys/rotate")}
 # Invalid data must get past the role check to reach validation, which is the same for every role: the commune
