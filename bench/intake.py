@@ -89,7 +89,7 @@ class Template:
             rows = await connection.fetch(f"SELECT * FROM {table} WHERE {where}", case_id)
             assert rows, f"the intake wrote nothing to {table}"
             for row in rows:
-                columns = [c for c in row if c not in generated]
+                columns = [c for c in row.keys() if c not in generated]  # noqa: SIM118 (a Record iterates values)
                 placeholders = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
                 statements.append((f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
                                    columns, [row[c] for c in columns]))

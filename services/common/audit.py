@@ -1,8 +1,8 @@
 """The access log of records: every read and write of a child or case record, who, when, why.
 
-Written in the request's own transaction, so an audited read or write and its audit line land together or not
-at all. The `purpose` is what the access served (a case id, a task id, an import), never free text with personal
-data.
+Written in the request's own transaction (with its commit), so an audited read or write and its audit line land
+together or not at all. The `purpose` is what the access served (a case id, a task id, an import), never free text
+with personal data.
 """
 
 import uuid
@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Subject
+from services.common.db import add_pending_rows
 
 
 def audit_table(metadata: MetaData) -> Table:
@@ -47,13 +48,10 @@ class AuditLog:
 
         ids = object_ids if isinstance(object_ids, list) else [object_ids]
         now = datetime.now(UTC)
-        await session.execute(
-            self.table.insert(),
-            [
-                {"id": uuid.uuid4(), "at": now, "actor_id": subject.id, "actor_role": subject.role.value,
-                 "actor_agency": subject.agency.value, "action": action, "object_type": object_type,
-                 "object_id": object_id, "purpose": purpose, "request_id": request_id_var.get(),
-                 "detail": detail}
-                for object_id in ids
-            ],
-        )
+        # Written with the commit, in the same transaction as what it records (see `db.add_pending_rows`).
+        add_pending_rows(session, self.table, [
+            {"id": uuid.uuid4(), "at": now, "actor_id": subject.id, "actor_role": subject.role.value,
+             "actor_agency": subject.agency.value, "action": action, "object_type": object_type,
+             "object_id": object_id, "purpose": purpose, "request_id": request_id_var.get(), "detail": detail}
+            for object_id in ids
+        ])

@@ -21,7 +21,6 @@ transaction cannot be told, it counts as this database's: the frontier errs on t
 """
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
+from services.common.db import add_pending_rows, write_pending_rows
 from services.common.errors import BadRequest
 
 EVENT_SCHEMA_VERSION = 1
@@ -71,16 +71,6 @@ class XID8(UserDefinedType[int]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return "xid8"
-
-
-@dataclass
-class PendingEvent:
-    type: str
-    payload: dict[str, Any]
-    agency: str | None
-    version: int = EVENT_SCHEMA_VERSION
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Event(BaseModel):
@@ -125,21 +115,14 @@ class Outbox:
         self.source = source
 
     def emit(self, session: AsyncSession, type: str, payload: dict[str, Any], *, agency: str | None) -> None:
-        """Queue an event; it is written in this session's transaction when the unit of work commits."""
-        session.info.setdefault("outbox", []).append(PendingEvent(type=type, payload=payload, agency=agency))
+        """Queue an event; it is written in this session's transaction, with the commit (`db.add_pending_rows`)."""
+        add_pending_rows(session, self.table, [{
+            "id": uuid.uuid4(), "type": type, "version": EVENT_SCHEMA_VERSION, "occurred_at": datetime.now(UTC),
+            "agency": agency, "payload": payload}])
 
     async def write_pending(self, session: AsyncSession) -> None:
-        pending: list[PendingEvent] = session.info.pop("outbox", [])
-        if not pending:
-            return
-        await session.execute(
-            self.table.insert(),
-            [
-                {"id": e.id, "type": e.type, "version": e.version, "occurred_at": e.occurred_at,
-                 "agency": e.agency, "payload": e.payload}
-                for e in pending
-            ],
-        )
+        """Write the queued events (and the session's other pending rows) now rather than at the commit."""
+        await write_pending_rows(session)
 
     async def read(self, session: AsyncSession, after: int, limit: int) -> EventPage:
         """The events after the one numbered `after` (0: from the start), in feed order."""

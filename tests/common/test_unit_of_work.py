@@ -8,16 +8,23 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, func, select, text
+from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, event, func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.audit import AuditLog
+from services.common.auth import Jurisdiction, Subject
 from services.common.db import Database, DbSession, new_metadata
 from services.common.errors import Conflict, install_error_handlers
 from services.common.http import RequestContextMiddleware
 from services.common.outbox import Outbox
+from services.common.permissions import Agency, Role
+from tests.helpers import eventually
 
 metadata = new_metadata()
 outbox = Outbox(metadata, source="test")
+audit = AuditLog(metadata)
+SUBJECT = Subject(id="officer-1", role=Role.CHILD_PROTECTION_OFFICER, agency=Agency.PEOPLES_COMMITTEE,
+                  jurisdiction=Jurisdiction(level="commune", province="01", commune="00070"), token_id="t")
 items = Table(
     "item", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -155,16 +162,70 @@ async def test_a_connection_lost_outside_the_unit_of_work_is_a_503_too(harness: 
     assert response.json()["type"].endswith("/service-unavailable")
 
 
-async def test_events_on_a_database_without_an_outbox_fail_loudly_instead_of_vanishing(database_url: str) -> None:
-    database = Database(database_url, pool_size=1)  # the outbox was not handed to the database
+async def test_audit_lines_and_events_go_with_the_commit_in_one_statement(database_url: str) -> None:
+    """Round trips are most of what a small request costs: the side rows of a unit of work (its audit lines and its
+    events) are one statement at the commit, not one per table, and the pool does not ping on every checkout."""
+    database = Database(database_url, pool_size=1, outbox=outbox)
+    statements: list[str] = []
     try:
         async with database.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
-        with pytest.raises(RuntimeError, match="no outbox"):
-            async with database.unit_of_work() as session:
-                await session.execute(items.insert().values(token="lost"))
-                outbox.emit(session, "test.item_created", {"token": "lost"}, agency="test")
+        event.listen(database.engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, statement, *_: statements.append(statement))
+        async with database.unit_of_work() as session:
+            await session.execute(items.insert().values(token="one"))
+            await audit.record(session, SUBJECT, "create", "item", "one")
+            outbox.emit(session, "test.item_created", {"token": "one"}, agency="test")
+        assert len(statements) == 2, statements  # the item; then the audit line and the event together
         async with database.sessionmaker() as session:
-            assert (await session.execute(select(func.count()).select_from(items))).scalar_one() == 0
+            assert (await session.execute(select(func.count()).select_from(audit.table))).scalar_one() == 1
+            assert (await session.execute(select(func.count()).select_from(outbox.table))).scalar_one() == 1
+    finally:
+        await database.dispose()
+
+
+async def test_side_rows_are_never_lost_nor_left_over_however_the_session_ends(database_url: str) -> None:
+    database = Database(database_url, pool_size=1)  # no outbox handed over: its events are written all the same
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        async with database.sessionmaker() as session:
+            # A path outside the unit of work that commits by itself (a background job) writes them too.
+            await session.execute(items.insert().values(token="kept"))
+            outbox.emit(session, "test.item_created", {"token": "kept"}, agency="test")
+            await session.commit()
+            # Rolled back with the change they describe, and not written by the next commit of the same session.
+            await session.execute(items.insert().values(token="dropped"))
+            outbox.emit(session, "test.item_created", {"token": "dropped"}, agency="test")
+            await audit.record(session, SUBJECT, "create", "item", "dropped")
+            await session.rollback()
+            await session.execute(items.insert().values(token="later"))
+            await session.commit()
+        async with database.sessionmaker() as session:
+            tokens = set((await session.execute(select(items.c.token))).scalars())
+            events = list((await session.execute(select(outbox.table.c.payload["token"].astext))).scalars())
+            lines = (await session.execute(select(func.count()).select_from(audit.table))).scalar_one()
+        assert tokens == {"kept", "later"} and events == ["kept"] and lines == 0
+    finally:
+        await database.dispose()
+
+
+async def test_a_connection_the_server_ended_is_replaced_before_a_request_uses_it(database_url: str) -> None:
+    database = Database(database_url, pool_size=1)
+    try:
+        async with database.engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            pooled = (await connection.get_raw_connection()).driver_connection
+        admin = Database(database_url, pool_size=1)
+        async with admin.engine.connect() as other:  # as an operator or a restart would
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.dispose()
+
+        async def noticed() -> bool:  # the driver learns of it from its socket, without a round trip
+            return bool(pooled.is_closed())
+
+        await eventually(noticed)
+        async with database.unit_of_work() as session:  # no 503: the pool hands out a new connection
+            assert (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
     finally:
         await database.dispose()
