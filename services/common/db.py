@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Executable, Insert, MetaData, Table, bindparam, event, insert
+from sqlalchemy import ARRAY, Executable, Insert, MetaData, Table, bindparam, event, func, insert, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -58,25 +58,27 @@ def _take_pending(session: AsyncSession | Session) -> tuple[Executable, dict[str
     pending: Rows = session.info.pop(PENDING_ROWS, {})
     if not pending:
         return None
-    shape = tuple((table, tuple(rows[0]), len(rows)) for table, rows in pending.items())
-    params = {f"t{t}_{r}_{column}": value for t, rows in enumerate(pending.values())
-              for r, row in enumerate(rows) for column, value in row.items()}
+    shape = tuple((table, tuple(rows[0])) for table, rows in pending.items())
+    params = {f"t{t}_{column}": [row[column] for row in rows]
+              for t, rows in enumerate(pending.values()) for column in rows[0]}
     return _insert_statement(shape), params
 
 
-@lru_cache(maxsize=512)
-def _insert_statement(shape: tuple[tuple[Table, tuple[str, ...], int], ...]) -> Executable:
-    """One statement inserting every pending row: the first tables as data-modifying CTEs of the last one's INSERT.
-    Built once per shape (tables, columns, row counts), so SQLAlchemy reuses its compiled form."""
+@lru_cache(maxsize=64)
+def _insert_statement(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Executable:
+    """One statement inserting every pending row: one array per column, unnested into rows, the first tables as
+    data-modifying CTEs of the last one's INSERT. Its text depends on the tables and columns only, not on how many
+    rows there are, so SQLAlchemy compiles it once and PostgreSQL keeps it prepared."""
 
-    def rows_of(t: int, table: Table, columns: tuple[str, ...], count: int) -> Insert:
-        return insert(table).values([{c: bindparam(f"t{t}_{r}_{c}", type_=table.c[c].type) for c in columns}
-                                     for r in range(count)])
+    def rows_of(t: int, table: Table, columns: tuple[str, ...]) -> Insert:
+        arrays = [bindparam(f"t{t}_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
+        source = func.unnest(*arrays).table_valued(*columns).render_derived()
+        return insert(table).from_select(list(columns), select(*(source.c[c] for c in columns)))
 
-    *earlier, (last, columns, count) = shape
-    statement = rows_of(len(earlier), last, columns, count)
-    for t, (table, table_columns, table_count) in enumerate(earlier):
-        statement = statement.add_cte(rows_of(t, table, table_columns, table_count).cte(f"w{t}"))
+    *earlier, (last, columns) = shape
+    statement = rows_of(len(earlier), last, columns)
+    for t, (table, table_columns) in enumerate(earlier):
+        statement = statement.add_cte(rows_of(t, table, table_columns).cte(f"w{t}"))
     return statement
 
 
