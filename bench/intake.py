@@ -61,6 +61,7 @@ class Round:
     errors: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per process group, during the round
 
     @property
     def rate(self) -> float:
@@ -117,6 +118,45 @@ class Template:
         return result
 
 
+def cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # the process ended meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by the driver, each service process and the PostgreSQL backends serving this run's databases (the
+    server is shared: other backends are someone else's)."""
+
+    def __init__(self, stack: Stack, admin_dsn: str):
+        self.stack, self.admin_dsn = stack, admin_dsn
+        self.databases = list(stack.database_names.values())
+
+    async def snapshot(self) -> dict[str, float]:
+        connection = await asyncpg.connect(self.admin_dsn)
+        try:
+            backends = [row["pid"] for row in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.databases)]
+            sessions = await connection.fetchval(
+                "SELECT sum(sessions) FROM pg_stat_database WHERE datname = ANY($1::text[])", self.databases)
+        finally:
+            await connection.close()
+        processes = {name: cpu_seconds(process.pid) for name, process in self.stack.processes.items()}
+        return {"driver": cpu_seconds(os.getpid()), **processes,
+                "postgres": sum(cpu_seconds(pid) for pid in backends), "connections opened": float(sessions or 0)}
+
+    async def during(self, work: Any) -> tuple[Round, dict[str, float]]:
+        before = await self.snapshot()
+        result: Round = await work
+        after = await self.snapshot()
+        # Backends that ended during the round took their CPU with them: the raw side closes its connections, so
+        # its PostgreSQL share is read before that (see raw_round).
+        return result, {name: max(0.0, after.get(name, 0.0) - before.get(name, 0.0)) for name in after}
+
+
 async def raw_round(dsn: str, template: Template, old_case: uuid.UUID, workers: int, seconds: float) -> Round:
     connections = [await asyncpg.connect(dsn) for _ in range(workers)]
     count = errors = 0
@@ -133,13 +173,16 @@ async def raw_round(dsn: str, template: Template, old_case: uuid.UUID, workers: 
             except asyncpg.PostgresError:
                 errors += 1
 
+    pids = [connection.get_server_pid() for connection in connections]
+    before = sum(cpu_seconds(pid) for pid in pids)
     started = time.perf_counter()
     try:
         await asyncio.gather(*(loop(c) for c in connections))
+        backends = sum(cpu_seconds(pid) for pid in pids) - before
     finally:
         for connection in connections:
             await connection.close()
-    return Round("raw", count, errors, time.perf_counter() - started)
+    return Round("raw", count, errors, time.perf_counter() - started, cpu_seconds={"raw backends": backends})
 
 
 async def gateway_round(session: aiohttp.ClientSession, url: str, headers: dict[str, str], workers: int,
@@ -190,7 +233,8 @@ def top_frames(collapsed: Path, count: int = 25) -> list[tuple[str, float]]:
     totals: Counter[str] = Counter()
     for line in collapsed.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
-        totals[stack.rsplit(";", 1)[-1]] += int(samples)
+        if samples.isdigit():
+            totals[stack.rsplit(";", 1)[-1]] += int(samples)
     everything = sum(totals.values()) or 1
     return [(frame, n / everything) for frame, n in totals.most_common(count)]
 
@@ -215,11 +259,14 @@ async def measure(stack: Stack, workers: int, rounds: int, seconds: float,
         # Warm both sides: connections, caches, the planner.
         await raw_round(dsn, template, old_case, workers, 2)
         await gateway_round(session, url, headers, workers, 2)
+        meter = CpuMeter(stack, stack.pg.admin_dsn())
         load_start = os.getloadavg()
         pairs = []
         for _ in range(rounds):
-            raw = await raw_round(dsn, template, old_case, workers, seconds)
-            through = await gateway_round(session, url, headers, workers, seconds)
+            raw, used = await meter.during(raw_round(dsn, template, old_case, workers, seconds))
+            raw.cpu_seconds = {"driver": used["driver"], "postgres": raw.cpu_seconds["raw backends"]}
+            through, used = await meter.during(gateway_round(session, url, headers, workers, seconds))
+            through.cpu_seconds = used
             pairs.append((raw, through))
         load_end = os.getloadavg()
         if profile_to is not None:
@@ -230,6 +277,19 @@ async def measure(stack: Stack, workers: int, rounds: int, seconds: float,
     finally:
         await connection.close()
     return {"pairs": pairs, "load_start": load_start, "load_end": load_end, "stored_after": stored}
+
+
+CPU_GROUPS = ("driver", "gateway", "cases", "registry", "reporting", "postgres")
+
+
+def cpu_per_intake(pairs: list[tuple[Round, Round]]) -> dict[str, dict[str, float]]:
+    costs = {}
+    for index, side in enumerate(("raw", "gateway")):
+        rounds = [pair[index] for pair in pairs]
+        count = sum(r.count for r in rounds) or 1
+        costs[side] = {group: sum(r.cpu_seconds.get(group, 0.0) for r in rounds) * 1000 / count
+                       for group in CPU_GROUPS}
+    return costs
 
 
 def render(args: argparse.Namespace, results: dict[str, Any], loaded_in: float, command: str) -> str:
@@ -272,6 +332,17 @@ def render(args: argparse.Namespace, results: dict[str, Any], loaded_in: float, 
         "",
         "Absolute rates differ 3-4x between machines of this kind and with the load of the moment; the ratio of the "
         "two sides measured moments apart is the figure that holds (`../shared/performance.md`).",
+        "",
+        "CPU per intake, in milliseconds (all rounds of a side; PostgreSQL: the backends serving this run's "
+        "databases):",
+        "",
+        "| side | " + " | ".join(CPU_GROUPS) + " | total |",
+        "|---|" + "---|" * (len(CPU_GROUPS) + 1),
+        *[f"| {side} | " + " | ".join(f"{cost.get(group, 0.0):.2f}" for group in CPU_GROUPS)
+          + f" | {sum(cost.values()):.2f} |" for side, cost in cpu_per_intake(pairs).items()],
+        "",
+        "Database connections the services opened during the gateway rounds (each costs a backend start): "
+        f"{sum(through.cpu_seconds.get('connections opened', 0.0) for _, through in pairs):.0f}.",
     ]
     return "\n".join(lines) + "\n"
 

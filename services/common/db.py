@@ -133,7 +133,9 @@ class Database:
                  timeouts: DatabaseTimeouts = DatabaseTimeouts()):
         self.timeouts = timeouts
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, pool_timeout=timeouts.pool,
+            # A fixed pool: connections beyond it would be opened for a burst and closed right after (a backend
+            # start, the driver's setup), which costs more CPU than waiting a moment for a free one.
+            url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=timeouts.pool,
             # Set at connect, so they hold for every statement of every session of this pool. The client-side
             # bound is a little longer than the server's: it only ends a wait on a connection that stopped answering.
             connect_args={"server_settings": timeouts.server_settings(), "command_timeout": timeouts.statement + 5},
