@@ -41,7 +41,7 @@ def create_service_app(
     on_shutdown: Sequence[ShutdownHook] = (),
     refuse_unknown_query: bool = True,
 ) -> FastAPI:
-    configure_logging(name, settings.log_level)
+    configure_logging(name, settings.log_level, settings.log_format)
     logger = get_logger(name)
 
     @asynccontextmanager
