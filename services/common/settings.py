@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     database_idle_in_transaction_timeout_seconds: float = Field(60.0, gt=0)
     database_pool_timeout_seconds: float = Field(10.0, gt=0)
     log_level: str = "INFO"
+    # json: one JSON object a line (production, log collectors); console: readable lines (the run command).
+    log_format: Literal["json", "console"] = "json"
 
     # Token verification: every service checks tokens itself against the gateway's keys.
     jwt_issuer: str = "http://127.0.0.1:8000"
