@@ -205,8 +205,8 @@ async def test_a_transaction_left_idle_is_ended_by_the_server_and_answers_503(ha
 
 
 async def test_a_request_that_waits_for_a_full_pool_gets_503_in_bounded_time(harness: Harness) -> None:
-    # One connection and one of overflow, both held by requests that wait on the test; idle transactions may last.
-    database = Database(harness.database.engine.url.render_as_string(hide_password=False), pool_size=1,
+    # Two connections, both held by requests that wait on the test; idle transactions may last.
+    database = Database(harness.database.engine.url.render_as_string(hide_password=False), pool_size=2,
                         timeouts=DatabaseTimeouts(lock=5.0, statement=25.0, idle_in_transaction=25.0, pool=0.5))
     gates = Gates()
     transport = httpx.ASGITransport(app=build_app(database, gates), raise_app_exceptions=False)
