@@ -35,11 +35,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     literal,
     literal_column,
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,8 +49,10 @@ from sqlalchemy.types import UserDefinedType
 
 from services.common.db import add_pending_rows, write_pending_rows
 from services.common.errors import BadRequest
+from services.common.logging import get_logger
 
 EVENT_SCHEMA_VERSION = 1
+logger = get_logger("outbox")
 
 # The oldest transaction that may still write to this database, as of the statement's own snapshot: the smallest
 # running xid not known to belong to another database, else the snapshot's xmax (every xid below it has ended).
@@ -113,6 +117,7 @@ class Outbox:
     def __init__(self, metadata: MetaData, source: str):
         self.table = outbox_table(metadata)
         self.source = source
+        self.restored_checked = False
 
     def emit(self, session: AsyncSession, type: str, payload: dict[str, Any], *, agency: str | None) -> None:
         """Queue an event; it is written in this session's transaction, with the commit (`db.add_pending_rows`)."""
@@ -124,9 +129,25 @@ class Outbox:
         """Write the queued events (and the session's other pending rows) now rather than at the commit."""
         await write_pending_rows(session)
 
+    async def adopt_restored_events(self, session: AsyncSession) -> int:
+        """Events restored from a logical dump of another server carry that server's transaction ids, which can be
+        larger than any this server has handed out: they would stay behind the frontier, and new events would sort
+        before them. No committed event of this server can have an xid at or past the snapshot's xmax, so those are
+        the restored ones: they become xid 0 (before every new event, in seq order). Consumers then replay the feed
+        once (docs/operations.md, Restore). Returns how many were adopted."""
+        t = self.table
+        adopted = (await session.execute(
+            update(t).where(t.c.xid >= func.pg_snapshot_xmax(func.pg_current_snapshot()))
+            .values(xid=literal_column("'0'::xid8")))).rowcount  # type: ignore[attr-defined]
+        if adopted:
+            logger.warning("restored events adopted", extra={"events": adopted})
+        return int(adopted)
+
     async def read(self, session: AsyncSession, after: int, limit: int) -> EventPage:
         """The events after the one numbered `after` (0: from the start), in feed order."""
         t = self.table
+        if not self.restored_checked:  # once per process: a restore happens while the services are stopped
+            self.restored_checked = await self.adopt_restored_events(session) == 0
         after_xid = 0
         if after:
             after_xid = (await session.execute(select(t.c.xid).where(t.c.seq == after))).scalar_one_or_none()
