@@ -1,5 +1,5 @@
 // How a frontend uses the generated types (docs/clients.md). Type-checked against a freshly generated
-// generated/api.d.ts by the contract tests, so it breaks, loudly, when the API it relies on changes.
+// generated/api.ts by the contract tests, so it breaks, loudly, when the API it relies on changes.
 import createClient from "openapi-fetch";
 
 import type { components, operations, paths } from "./generated/api";

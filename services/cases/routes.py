@@ -126,7 +126,9 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
     ]
 
 
-@router.post("/cases", response_model=CaseRead, status_code=201, responses=PROBLEMS,
+@router.post("/cases", response_model=CaseRead, status_code=201,
+             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "The case an earlier request with the "
+                                                                             "same Idempotency-Key created"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
     session: DbSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
