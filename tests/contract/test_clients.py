@@ -40,6 +40,10 @@ WALK: list[tuple[str, str]] = [
 INVALID_INTAKE = {"incident_commune_code": "7", "abuse_forms": []}  # merged into a valid intake: two bad fields
 
 
+def step_body(action: str) -> dict[str, Any]:
+    return FORMS[action]
+
+
 def run(command: list[str], cwd: Path, timeout: float = 300) -> None:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
@@ -167,13 +171,13 @@ async def test_the_python_client_walks_a_hotline_report_to_closure(api: Api, pyt
     etag, stale = read.headers["etag"], None
     for role, action in WALK:
         answer = await take_action.asyncio_detailed(case_id, action, client=roles[role],
-                                                    body=ActionBody.from_dict(FORMS[action]), if_match=etag)
+                                                    body=ActionBody.from_dict(step_body(action)), if_match=etag)
         assert answer.status_code == 200, f"{action}: {answer.content!r}"
         stale, etag = etag, answer.headers["etag"]
         if action == "begin_assessment":
             # A deliberate 412: the same step sent again with the version it replaced.
             again = await take_action.asyncio_detailed(case_id, "assess_no_emergency", client=roles[role],
-                                                       body=ActionBody.from_dict(FORMS["assess_no_emergency"]),
+                                                       body=ActionBody.from_dict(step_body("assess_no_emergency")),
                                                        if_match=stale)
             conflict = problem_of(again, 412, Problem)
             assert conflict["current_etag"] == etag
