@@ -9,7 +9,6 @@ a client would cache as complete; once reached, its last lists are kept through 
 """
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,7 @@ from fastapi import APIRouter, Request, Response
 from gateway.routes import limit_address
 from services.common.errors import ServiceUnavailable, problem_responses
 from services.common.logging import get_logger
-from services.common.preconditions import conditional
-from services.common.vocabulary import Vocabularies
+from services.common.vocabulary import NOT_MODIFIED, Vocabularies, body_etag, vocabularies_response
 
 logger = get_logger("vocabularies")
 REFRESH_SECONDS = 60.0
@@ -88,7 +86,7 @@ class MergedVocabularies:
                     logger.warning("vocabulary declared twice", extra={"vocabulary": name, "upstream": service})
                 merged.setdefault(name, vocabulary)
         self.body = orjson.dumps({"vocabularies": list(merged.values())})
-        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+        self.etag = body_etag(self.body)
 
 
 def vocabularies_router() -> APIRouter:
@@ -96,18 +94,12 @@ def vocabularies_router() -> APIRouter:
     merged = MergedVocabularies()
 
     @router.get("/v1/vocabularies", response_model=Vocabularies,
-                responses={304: {"description": "Not modified: the lists you hold (If-None-Match) are current"},
-                           **problem_responses(429, 503)},
+                responses={**NOT_MODIFIED, **problem_responses(429, 503)},
                 summary="Every code list with its Vietnamese and English labels; public, cache with If-None-Match")
     async def list_vocabularies(request: Request) -> Response:
         limit_address(request)
         state = request.app.state
         body, current = await merged.current(state.http, state.settings.upstreams)
-        headers = {"ETag": current, "Cache-Control": "public, max-age=300"}
-        unchanged = conditional(request, current)
-        if unchanged is not None:
-            unchanged.headers.update(headers)
-            return unchanged
-        return Response(body, media_type="application/json", headers=headers)
+        return vocabularies_response(request, body, current)
 
     return router
