@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
-# Tools the tests need that do not come from pyproject.toml: a compose client to validate docker-compose.yml
-# offline, and Node.js with npm for the generated TypeScript client (tests/contract/test_clients.py runs `npm ci`
-# in clients/). Idempotent and quiet: installs only what is missing.
+# Tools the deployment tests need that do not come from pyproject.toml: a compose client to validate
+# docker-compose.yml offline. Idempotent and quiet: does nothing when a client already works.
 set -euo pipefail
 
-missing=()
-if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/null 2>&1; then
-    missing+=(docker-compose)
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    missing+=(nodejs npm)
-fi
-if [ "${#missing[@]}" -eq 0 ]; then
+if docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ci-prereqs: missing ${missing[*]} and no apt-get; install them by hand" >&2
+    echo "ci-prereqs: no compose client and no apt-get; install docker-compose by hand" >&2
     exit 1
 fi
 SUDO=""
@@ -24,7 +16,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-if [[ " ${missing[*]} " == *" docker-compose "* ]]; then
-    docker-compose version >/dev/null
-fi
+$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+docker-compose version >/dev/null

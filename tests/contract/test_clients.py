@@ -54,7 +54,7 @@ def npm_ci() -> Path:
     node_modules records which)."""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        pytest.fail("Node.js and npm are needed: `bash deploy/ci-prereqs.sh` installs them")
+        pytest.fail("Node.js 20+ and npm are needed for the TypeScript client (Debian: apt-get install nodejs npm)")
     digest = hashlib.sha256((CLIENTS / "package-lock.json").read_bytes()).hexdigest()
     stamp = CLIENTS / "node_modules" / ".installed-from-lock"
     if not stamp.is_file() or stamp.read_text() != digest:
