@@ -64,8 +64,13 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
 def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
     """The error answers a route really gives, for its `responses=`: each a `Problem` as application/problem+json.
 
-    `descriptions` overrides the generic text of a status, keyed `s409="..."`.
+    `descriptions` overrides the generic text of a status, keyed `s409="..."`. A description of a status not listed
+    is refused: a success answer (a 200 replay, a 304) needs its own declaration, `responses={200: {"model": ...}}`.
     """
+    stray = sorted(key for key in descriptions if key.removeprefix("s") not in {str(s) for s in statuses})
+    if stray:
+        raise TypeError(f"problem_responses: {', '.join(stray)} describe statuses not listed; declare a success "
+                        "answer in responses= with its model")
     return {
         status: {"model": Problem,
                  "description": descriptions.get(f"s{status}", PROBLEM_DESCRIPTIONS.get(status, "Error"))}

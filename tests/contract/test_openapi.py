@@ -1,7 +1,8 @@
 """The combined OpenAPI document (gateway `/openapi.json`) is one a client generator can use, and every route keeps
 the contract: a valid document whose references resolve, one `Problem` and one `FieldError`, no two models under
 one name, nothing unreferenced, unique unprefixed operationIds, every error answer a problem+json `Problem`, 401
-declared on (and answered by) every route that needs a token, no 413 promised on a GET."""
+declared on (and answered by) every route that needs a token, no 413 promised on a GET, a media type on every
+success with a body."""
 
 import json
 import re
@@ -27,6 +28,10 @@ KNOWN_413_ON_GET: dict[str, str] = {
     "getImport": "registry", "importErrors": "registry", "listCommunes": "registry", "getCommune": "registry",
     "convert": "registry",
 }
+
+# Success answers with a body whose media type is not declared (a generated client cannot read them: CSV, XLSX
+# files), and whose files they are in; the same rules as above.
+KNOWN_UNTYPED_ANSWERS: dict[str, str] = {"export": "registry", "importErrors": "registry"}
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -128,6 +133,16 @@ def test_no_get_promises_413(document: dict[str, Any]) -> None:
     assert not new, f"a GET promises 413 (declare problem_responses(...) of what it returns): {new}"
     fixed = set(KNOWN_413_ON_GET) - set(offenders)
     assert not fixed, f"fixed, remove from KNOWN_413_ON_GET: {sorted(fixed)}"
+
+
+def test_every_success_with_a_body_declares_its_media_type(document: dict[str, Any]) -> None:
+    untyped = {operation["operationId"]: f"{method} {path} {status}" for method, path, operation in operations(document)
+               for status, response in operation["responses"].items()
+               if status.startswith("2") and status != "204" and not response.get("content")}
+    new = {name: where for name, where in untyped.items() if name not in KNOWN_UNTYPED_ANSWERS}
+    assert not new, f"answers without a media type (declare response_class or responses={{200: {{content}}}}): {new}"
+    fixed = set(KNOWN_UNTYPED_ANSWERS) - set(untyped)
+    assert not fixed, f"fixed, remove from KNOWN_UNTYPED_ANSWERS: {sorted(fixed)}"
 
 
 def sample_path(path: str) -> str:
