@@ -592,7 +592,7 @@ async def verify(system: FaultSystem, client: httpx.AsyncClient, driver: LoadDri
             async with gate:
                 try:
                     response = await client.get(path, headers=await driver.tokens.headers(username))
-                except httpx.TransportError:
+                except (httpx.TransportError, LoginUnavailable):
                     response = None
             if response is not None and response.status_code != 503:
                 return response.status_code == 200
