@@ -350,7 +350,8 @@ async def test_locations_and_old_addresses(api: Api) -> None:
 
 async def test_export_neutralises_formulas_and_is_audited(api: Api, registry: Registry) -> None:
     await registry.created(address="=HYPERLINK(1)", school_name="@school", birth_certificate_number="-1",
-                           guardians=[{"full_name": "Trần Văn Bố", "relationship": "father", "phone": "+84 912 345 678"}])
+                           guardians=[{"full_name": "Trần Văn Bố", "relationship": "father",
+                                       "phone": "+84 912 345 678"}])
     chairman = await api.commune_user("commune_chairman", registry.commune)
     csv_export = await registry.client.get("/registry/v1/children/export",
                                            params={"commune_code": registry.commune}, headers=chairman)
