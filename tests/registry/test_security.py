@@ -285,3 +285,48 @@ async def test_hotline_matches_are_limited_per_operator_and_audited(api: Api, re
     details = [orjson.loads(r["detail"]) for r in rows]
     assert details and all(d["criteria"] == ["birth_year", "first_name", "province_code"] for d in details)
     assert "Khang" not in str(details)
+
+
+# --- contract 4: the commune that leads a case about the child reads it --------------------------------------------
+
+
+async def test_the_commune_leading_a_case_reads_the_child_read_only(api: Api, registry: Registry,
+                                                                   stack_db: str) -> None:
+    child = await registry.created(address="Số 7 Ngõ Huế")
+    leading = await api.commune_user("child_protection_officer", OTHER_COMMUNE)
+    chairman = await api.commune_user("commune_chairman", OTHER_COMMUNE)
+    # A report of something that happened in the other commune: that commune leads the case. The test links the
+    # child itself, in the cases database, as the leading commune's link-child does once it may read the child.
+    case = await registry.client.post("/cases/v1/cases", headers=leading, json={
+        "incident_commune_code": OTHER_COMMUNE, "abuse_forms": ["neglect"], "environment": "home",
+        "description": "Report made by a test", "child": {"sex": "female"}})
+    assert case.status_code == 201, case.text
+    case_id = case.json()["id"]
+    cases_db = await asyncpg.connect(registry.api.stack.database_url("cases").replace("postgresql+asyncpg://",
+                                                                                      "postgresql://"))
+    try:
+        await cases_db.execute("UPDATE case_record SET child_id = $1 WHERE id = $2", uuid.UUID(child["id"]),
+                               uuid.UUID(case_id))
+    finally:
+        await cases_db.close()
+    assert (await registry.get(child["id"], headers=leading)).status_code == 404  # no purpose, no access
+    for reader in (leading, chairman):
+        read = await registry.get(child["id"], headers=reader, purpose=f"case:{case_id}")
+        assert read.status_code == 200, read.text
+        assert read.json()["address"] == "Số 7 Ngõ Huế"
+    url = f"/registry/v1/children/{child['id']}"
+    patched = await registry.client.patch(url, json={"address": "x"}, params={"purpose": f"case:{case_id}"},
+                                          headers=leading | {"If-Match": f'"{child["id"]}.1"'})
+    assert patched.status_code in (400, 404)  # read-only: the case opens no change
+    assert (await registry.client.get(f"{url}/history", headers=leading)).status_code == 404
+    connection = await asyncpg.connect(stack_db)
+    try:
+        audited = await connection.fetchrow("SELECT purpose, detail FROM audit_entry WHERE object_id = $1 AND "
+                                            "action = 'read' AND purpose = $2 LIMIT 1", child["id"],
+                                            f"case:{case_id}")
+    finally:
+        await connection.close()
+    assert audited is not None and orjson.loads(audited["detail"]) == {"access": "leading_commune"}
+    # A case about another child opens nothing.
+    other_child = await registry.created()
+    assert (await registry.get(other_child["id"], headers=leading, purpose=f"case:{case_id}")).status_code == 404
