@@ -130,9 +130,10 @@ async def test_each_agency_sees_its_fields_for_a_purpose(api: Api, registry: Reg
         "education_officer": ({"school_name", "school_status"}, {"health_insurance_number", "guardians"}),
         "police_officer": ({"guardians", "address"}, {"school_name", "health_insurance_number"}),
     }
-    # The police are involved through their referral on a sexual-abuse report; health and education through
-    # a report of their own. Each names that case as the purpose of its read.
-    police_case = await report_about(api, registry.officer, registry.commune, child["id"], ("sexual_abuse",))
+    # Each agency is involved in a case about the child (`report_about`: the police by the statutory referral of a
+    # sexual-abuse report) and names that case as the purpose of its read.
+    police_case = await report_about(api, await province_user(api, "police_officer"), registry.commune, child["id"],
+                                     ("sexual_abuse",))
     for role, (seen, hidden) in expectations.items():
         headers = await province_user(api, role)
         case = police_case if role == "police_officer" else \

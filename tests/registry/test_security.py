@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from tests.helpers import OTHER_COMMUNE, Api
-from tests.registry.conftest import Registry, id_number, new_uuid, unique_name
+from tests.registry.conftest import Registry, id_number, new_uuid, next_commune, unique_name
 
 BOUND = 60.0  # seconds: generous, a loaded CI machine included; a hang fails instead of blocking the suite
 
@@ -327,6 +327,9 @@ async def test_the_commune_leading_a_case_reads_the_child_read_only(api: Api, re
     finally:
         await connection.close()
     assert audited is not None and orjson.loads(audited["detail"]) == {"access": "leading_commune"}
+    # A commune that does not lead the case, naming it, reads nothing.
+    bystander = await api.commune_user("child_protection_officer", next_commune())
+    assert (await registry.get(child["id"], headers=bystander, purpose=f"case:{case_id}")).status_code == 404
     # A case about another child opens nothing.
     other_child = await registry.created()
     assert (await registry.get(other_child["id"], headers=leading, purpose=f"case:{case_id}")).status_code == 404
