@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import AppError, PayloadTooLarge, UnprocessableContent
+from services.common.errors import AppError, FieldError, PayloadTooLarge, UnprocessableContent
 from services.common.locations import province_of
 from services.common.logging import get_logger
 from services.common.permissions import Agency, Role
@@ -730,6 +730,10 @@ async def save_upload(chunks: Any, destination: Path, max_bytes: int) -> tuple[i
     return size, digest.hexdigest(), head
 
 
+def mapping_error(message: str, kind: str) -> dict[str, Any]:
+    return FieldError(loc=["body", "mapping"], msg=message, type=kind).model_dump()
+
+
 def parse_mapping(mapping: str | None) -> dict[str, str]:
     """The `mapping` form field: a JSON object {field: column header}; earlier field names are accepted."""
     if not mapping:
@@ -737,13 +741,16 @@ def parse_mapping(mapping: str | None) -> dict[str, str]:
     try:
         columns = orjson.loads(mapping)
     except orjson.JSONDecodeError as exc:
-        raise UnprocessableContent("mapping must be a JSON object {field: column header}") from exc
+        raise UnprocessableContent("mapping must be a JSON object {field: column header}",
+                                   errors=[mapping_error("is not JSON", "mapping.json")]) from exc
     if not isinstance(columns, dict) or not all(isinstance(v, str) and v.strip() and not CONTROL_CHARACTERS.search(v)
                                                 for v in columns.values()):
-        raise UnprocessableContent("mapping must be a JSON object {field: column header}")
+        raise UnprocessableContent("mapping must be a JSON object {field: column header}",
+                                   errors=[mapping_error("is not an object of column headers", "mapping.shape")])
     unknown = sorted(set(columns) - set(IMPORT_FIELDS) - set(ALIASES))
     if unknown:
-        raise UnprocessableContent(f"unknown fields in mapping: {', '.join(unknown)}", fields=list(IMPORT_FIELDS))
+        raise UnprocessableContent(f"unknown fields in mapping: {', '.join(unknown)}", fields=list(IMPORT_FIELDS),
+                                   errors=[mapping_error("names an unknown field", "mapping.unknown_field")])
     return {ALIASES.get(str(k), str(k)): str(v)[:200] for k, v in columns.items()}
 
 

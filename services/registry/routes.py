@@ -11,7 +11,14 @@ from fastapi.responses import Response as PlainResponse
 
 from services.common.auth import Subject, require
 from services.common.db import DbSession
-from services.common.errors import BadRequest, NotFound, PayloadTooLarge, UnprocessableContent, problem_responses
+from services.common.errors import (
+    BadRequest,
+    FieldError,
+    NotFound,
+    PayloadTooLarge,
+    UnprocessableContent,
+    problem_responses,
+)
 from services.common.locations import communes, provinces
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import Action, Scope
@@ -231,7 +238,8 @@ async def start_import(
     size, digest, head = await imports.save_upload(_chunks(file), runner.path(job_id), settings.import_max_bytes)
     if size == 0:
         await anyio.Path(runner.path(job_id)).unlink(missing_ok=True)
-        raise UnprocessableContent("the file is empty")
+        raise UnprocessableContent("the file is empty", errors=[
+            FieldError(loc=["body", "file"], msg="is empty", type="file.empty").model_dump()])
     job = await imports.create_job(session, subject, job_id, file_format=imports.sniff_format(head, file.filename),
                                    digest=digest, size=size, mode=mode, mapping=columns)
     # Starts after the response, hence after the commit: the job row is there when the task reads it.

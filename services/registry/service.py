@@ -840,7 +840,8 @@ async def merge_children(session: AsyncSession, subject: Subject, survivor_id: u
     decided on an old reading of the record is refused.
     """
     if survivor_id == merged_id:
-        raise UnprocessableContent("a record cannot be merged into itself")
+        raise UnprocessableContent("a record cannot be merged into itself", errors=[
+            _error("merged_child_id", "is the record itself", "merge.self")])
     locked = await lock(session, [survivor_id, merged_id], subject, Action.CHILD_MERGE)
     survivor, retired = locked.get(survivor_id), locked.get(merged_id)
     if survivor is None or retired is None or survivor.merged_into_id or retired.merged_into_id:
