@@ -135,13 +135,13 @@ def _derived(child: Child, day: date) -> dict[str, Any]:
 
 
 def project(child: Child, subject: Subject, scope: Scope | None, *, merged_ids: list[uuid.UUID] | None = None,
-            resolved_from: uuid.UUID | None = None) -> dict[str, Any]:
+            resolved_from: uuid.UUID | None = None, day: date | None = None) -> dict[str, Any]:
     """The one place that turns a record into what this caller may see (the fields of `ChildView`).
 
     A plain dict, serialised once by orjson: list pages are the hot path, and a model per child would be built and
     checked twice.
     """
-    derived = _derived(child, today()) | {"merged_ids": merged_ids}
+    derived = _derived(child, day or today()) | {"merged_ids": merged_ids}
     values = {name: derived[name] if name in derived else getattr(child, name)
               for name in visible_fields(subject, scope)}
     if merged_ids is None:  # not looked up (list pages)
@@ -216,6 +216,8 @@ def check_record(child: Child | SimpleNamespace, day: date, registered_on: date)
         problems.append(_error("date_of_birth", "the person was 16 or older when registered: the registry keeps "
                                                 "children under 16 (Law on Children 2016, Art. 1)",
                                "date_of_birth.over_age_limit"))
+    if child.status == ChildStatus.AGED_OUT and born <= day and age_on(born, day) < CHILD_AGE_LIMIT:
+        problems.append(_error("status", "a child under 16 is not aged out", "status.under_age_limit"))
     _within(problems, "birth_registered_on", child.birth_registered_on, born, day, "from birth to today")
     if child.birth_registered_on and not child.birth_registered:
         problems.append(_error("birth_registered_on", "is set but birth_registered is false", "value.inconsistent"))
@@ -651,7 +653,7 @@ async def list_children(session: AsyncSession, subject: Subject, filters: ChildF
         list((await session.execute(CHILD_PAGES.query(query, cursor, limit))).scalars()), limit)
     if rows:
         await audit.record(session, subject, "search" if filters.q else "list", "child", [str(r.id) for r in rows])
-    return [project(row, subject, scope) for row in rows], next_cursor
+    return [project(row, subject, scope, day=day) for row in rows], next_cursor
 
 
 async def take_match_quota(session: AsyncSession, subject: Subject, per_hour: int) -> None:

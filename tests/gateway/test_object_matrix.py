@@ -141,7 +141,7 @@ async def test_reading_cases_inside_and_outside(api: Api, world: World, role: Ro
 async def test_hotline_matches_a_child_with_minimal_fields(api: Api, world: World) -> None:
     hotline = await api.as_demo("hotline_operator")
     found = await api.client.get("/registry/v1/children", headers=hotline,
-                                 params={"q": "do thi trong", "birth_year": 2015})
+                                 params={"first_name": "trong", "birth_year": 2015, "commune_code": DEMO_COMMUNE})
     assert found.status_code == 200, found.text
     match = next(item for item in found.json()["items"] if item["id"] == world.children["inside"].id)
     assert set(match) <= {"id", "full_name", "birth_year", "province_code", "commune_code"}

@@ -224,6 +224,7 @@ async def test_every_date_and_number_has_a_range(registry: Registry) -> None:
         ({"status": "moved_away", "status_date": (today + timedelta(days=5)).isoformat()}, "status_date"),
         ({"special_groups": [{"group": "a", "start": "2010-01-01"}]}, "special_groups"),
         ({"school_grade": 13}, "school_grade"),
+        ({"status": "aged_out"}, "status"),
         ({"school_grade": 10**30}, "school_grade"),
         ({"guardians": [{"full_name": "Lê Thị Mẹ", "relationship": "mother"}] * 11}, "guardians"),
     ]

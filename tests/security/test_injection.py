@@ -6,7 +6,6 @@ not by PostgreSQL (SQL metacharacters, LIKE wildcards, NUL bytes), not by a spre
 import csv
 import io
 import time
-import unicodedata
 import uuid
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ import httpx
 import openpyxl
 import pytest
 
+from services.registry.reference import clean_text
 from tests.cases.samples import intake
 from tests.helpers import eventually
 from tests.security.conftest import COMMUNE_B, World, full_child
@@ -39,8 +39,9 @@ PAYLOADS = {
 
 
 def stored_as(sent: str, *, name: bool) -> str:
-    """What a field must read back as: the same text (names are kept in NFC; short texts trimmed)."""
-    return unicodedata.normalize("NFC", sent).strip() if name else sent.strip()
+    """What a field must read back as: the registry's one spelling of the text (Unicode NFC, invisible formatting
+    characters removed, each run of spaces one space, trimmed: `clean_text`), never an interpretation of it."""
+    return clean_text(sent)
 
 
 def refused_cleanly(response: httpx.Response) -> bool:
