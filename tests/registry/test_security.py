@@ -11,7 +11,14 @@ import asyncpg
 import orjson
 
 from tests.helpers import OTHER_COMMUNE, Api
-from tests.registry.conftest import Registry, id_number, new_uuid, next_commune, unique_name
+from tests.registry.conftest import (
+    Registry,
+    id_number,
+    new_uuid,
+    next_commune,
+    require_involvement_by_commune,
+    unique_name,
+)
 
 BOUND = 60.0  # seconds: generous, a loaded CI machine included; a hang fails instead of blocking the suite
 
@@ -104,16 +111,19 @@ async def test_a_duplicate_elsewhere_does_not_name_its_commune(api: Api, registr
 async def test_reads_out_of_reach_are_404_and_tell_nothing(api: Api, registry: Registry) -> None:
     child = await registry.created()
     stranger = await api.commune_user("child_protection_officer", OTHER_COMMUNE)
-    case = f"case:{new_uuid()}"
-    out_of_reach = await registry.get(child["id"], headers=stranger, purpose=case)
-    unknown = await registry.get(new_uuid(), headers=stranger, purpose=case)
-    assert comparable(out_of_reach) == comparable(unknown)
-    assert out_of_reach.status_code == 404
     assert comparable(await registry.get(child["id"], headers=stranger)) == comparable(
         await registry.get(new_uuid(), headers=stranger))
     # The cases service relays the officer's own token to register a child: the officer's jurisdiction applies.
     created_elsewhere = await registry.create(headers=stranger)
     assert created_elsewhere.status_code == 404
+    # Naming a case: the cases service is asked before the record is looked at, so an unknown id and a child out
+    # of reach get the same answer.
+    await require_involvement_by_commune(api)
+    case = f"case:{new_uuid()}"
+    out_of_reach = await registry.get(child["id"], headers=stranger, purpose=case)
+    unknown = await registry.get(new_uuid(), headers=stranger, purpose=case)
+    assert out_of_reach.status_code == 404
+    assert comparable(out_of_reach) == comparable(unknown)
 
 
 # --- finding 9: crafted cursors ---------------------------------------------------------------------------------
@@ -293,6 +303,7 @@ async def test_hotline_matches_are_limited_per_operator_and_audited(api: Api, re
 
 async def test_the_commune_leading_a_case_reads_the_child_read_only(api: Api, registry: Registry,
                                                                    stack_db: str) -> None:
+    await require_involvement_by_commune(api)
     child = await registry.created(address="Số 7 Ngõ Huế")
     leading = await api.commune_user("child_protection_officer", OTHER_COMMUNE)
     chairman = await api.commune_user("commune_chairman", OTHER_COMMUNE)
