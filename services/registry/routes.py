@@ -80,8 +80,9 @@ def child_response(view: dict[str, Any], child: Child, status_code: int = 200,
 
 
 @router.post("/children", response_model=ChildView, status_code=201, tags=["children"],
-             responses=problem_responses(401, 403, 404, 409, 422, 503, s200="A retry: the child the first request "
-                                         "with this Idempotency-Key created (header Idempotent-Replayed: true)"))
+             responses={**problem_responses(400, 401, 403, 404, 409, 422, 503), 200: {
+                 "model": ChildView, "description": "A retry: the child the first request with this Idempotency-Key "
+                                                    "created (header Idempotent-Replayed: true)"}})
 async def create_child(session: DbSession, subject: ChildCreator, body: ChildCreate,
                        idempotency_key: IdempotencyKey = None) -> Response:
     """Register a child (409 with candidates when a likely duplicate exists)."""
@@ -137,7 +138,7 @@ async def list_children(
     return Response(dump_json({"items": items, "next_cursor": next_cursor}), media_type="application/json")
 
 
-@router.get("/children/export", tags=["children"], responses=problem_responses(401, 403, 404, 422, 503),
+@router.get("/children/export", tags=["children"], responses=problem_responses(400, 401, 403, 404, 422, 503),
             response_class=PlainResponse, summary="A commune's children as CSV or XLSX")
 async def export_children_list(
     session: DbSession, subject: Exporter, commune_code: Annotated[str, Query(pattern=r"^[0-9]{5}$")],
@@ -154,7 +155,8 @@ async def export_children_list(
 
 
 @router.get("/children/{child_id}", response_model=ChildView, tags=["children"],
-            responses=problem_responses(400, 401, 403, 404, 422, 503, s304="Not modified (If-None-Match)"))
+            responses={**problem_responses(400, 401, 403, 404, 422, 503),
+                       304: {"description": "Not modified: the ETag in If-None-Match is current"}})
 async def get_child(request: Request, session: DbSession, subject: ChildReader, child_id: uuid.UUID,
                     purpose: Purpose = None) -> Response:
     """A child record as you may see it. A merged id answers with the surviving record. Another agency names the
@@ -169,7 +171,7 @@ async def get_child(request: Request, session: DbSession, subject: ChildReader, 
 
 
 @router.patch("/children/{child_id}", response_model=ChildView, tags=["children"],
-              responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+              responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428, 503))
 async def update_child(session: DbSession, subject: ChildUpdater, child_id: uuid.UUID, body: ChildUpdate,
                        if_match: IfMatch = None) -> Response:
     """Change some fields; send If-Match with the ETag you read (428 without it, 412 if someone changed it)."""
@@ -190,7 +192,7 @@ async def list_child_history(session: DbSession, subject: HistoryReader, child_i
 
 
 @router.post("/children/{child_id}/merge", response_model=ChildView, tags=["children"],
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503))
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428, 503))
 async def merge_children(session: DbSession, subject: ChildMerger, child_id: uuid.UUID, body: MergeRequest,
                          if_match: IfMatch = None) -> Response:
     """Retire `merged_child_id` into this record; both ids keep resolving to this one. If-Match (the ETag of this
@@ -215,7 +217,7 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 
 
 @router.post("/imports", response_model=ImportJobRead, status_code=202, tags=["imports"],
-             responses=problem_responses(401, 403, 413, 422, 503))
+             responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def start_import(
     request: Request,
     session: DbSession,
@@ -249,7 +251,7 @@ async def start_import(
 
 
 @router.get("/imports/{job_id}", response_model=ImportJobRead, tags=["imports"],
-            responses=problem_responses(401, 403, 404, 422, 503))
+            responses=problem_responses(400, 401, 403, 404, 422, 503))
 async def get_import(session: DbSession, subject: Importer, job_id: uuid.UUID) -> ImportJobRead:
     """Progress (rows done of total) and outcome of an import you started."""
     job = await imports.job_for(session, subject, job_id)
@@ -258,7 +260,7 @@ async def get_import(session: DbSession, subject: Importer, job_id: uuid.UUID) -
     return import_view(job)
 
 
-@router.get("/imports/{job_id}/errors", tags=["imports"], responses=problem_responses(401, 403, 404, 422, 503),
+@router.get("/imports/{job_id}/errors", tags=["imports"], responses=problem_responses(400, 401, 403, 404, 422, 503),
             response_class=PlainResponse, summary="The row-by-row error report, as CSV")
 async def get_import_errors(session: DbSession, subject: Importer, job_id: uuid.UUID) -> PlainResponse:
     job = await imports.job_for(session, subject, job_id)
@@ -274,14 +276,14 @@ async def get_import_errors(session: DbSession, subject: Importer, job_id: uuid.
 
 
 @router.get("/locations/provinces", response_model=list[ProvinceRead], tags=["locations"],
-            responses=problem_responses(401, 403))
+            responses=problem_responses(400, 401, 403))
 async def list_provinces(_: LocationReader) -> list[ProvinceRead]:
     """The 34 provinces and centrally-run cities (since 1 July 2025)."""
     return [ProvinceRead(**vars(p)) for p in sorted(provinces().values(), key=lambda p: p.code)]
 
 
 @router.get("/locations/provinces/{code}/communes", response_model=list[CommuneRead], tags=["locations"],
-            responses=problem_responses(401, 403, 404))
+            responses=problem_responses(400, 401, 403, 404))
 async def list_communes(_: LocationReader, code: str) -> list[CommuneRead]:
     if code not in provinces():
         raise NotFound("no such province")
@@ -290,7 +292,7 @@ async def list_communes(_: LocationReader, code: str) -> list[CommuneRead]:
 
 
 @router.get("/locations/communes/{code}", response_model=CommuneRead, tags=["locations"],
-            responses=problem_responses(401, 403, 404))
+            responses=problem_responses(400, 401, 403, 404))
 async def get_commune(_: LocationReader, code: str) -> CommuneRead:
     commune = communes().get(code)
     if commune is None:
@@ -299,7 +301,7 @@ async def get_commune(_: LocationReader, code: str) -> CommuneRead:
 
 
 @router.get("/locations/convert", response_model=AddressConversion, tags=["locations"],
-            responses=problem_responses(401, 403, 404, 422))
+            responses=problem_responses(400, 401, 403, 404, 422))
 async def convert_address(_: LocationReader,
                           address: Annotated[str, Query(min_length=3, max_length=300,
                                                         description="Old address: ward, district, province")]
