@@ -112,7 +112,8 @@ async def run(stack: Stack, seconds: float, workers: int) -> tuple[Soak, dict[st
                    "officer": await token("demo-child_protection_officer"),
                    "statistician": await token("demo-province_statistician")}
         for i in range(300):
-            body = {"full_name": f"{FAMILY[i % 8]} {GIVEN[(i // 8) % 8]} {i}", "sex": "female",
+            suffix = str(i).translate(str.maketrans("0123456789", "ghklmnpqrs"))  # names hold letters only
+            body = {"full_name": f"{FAMILY[i % 8]} {GIVEN[(i // 8) % 8]} {suffix}", "sex": "female",
                     "date_of_birth": f"{2011 + i % 14}-0{1 + i % 9}-1{i % 9}", "commune_code": COMMUNE,
                     "confirm_not_duplicate": True}
             r = await client.post(f"{gateway}/registry/v1/children", json=body, headers=headers["officer"])

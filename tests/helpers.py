@@ -15,6 +15,14 @@ DEMO_COMMUNE = "00070"  # Phuong Hoan Kiem, Ha Noi (province 01)
 DEMO_PROVINCE = "01"
 OTHER_COMMUNE = "07210"  # Phuong Bac Giang, Bac Ninh (province 24)
 OTHER_PROVINCE = "24"
+# Names hold letters only (a registry name with a digit is refused: "H0a" would pose as "Hoa"); random suffixes of
+# test names use letters for digits.
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "ghklmnpqrs")
+
+
+def letters(count: int = 6) -> str:
+    """A random suffix for a person's name in a test: letters only."""
+    return uuid.uuid4().hex[:count].translate(DIGITS_AS_LETTERS)
 
 
 # A token this close to its expiry is replaced: on a loaded machine the suite outlasts a 15-minute access token.

@@ -1,5 +1,10 @@
-"""The registry's one question to the cases service: does the case or task an agency names involve it and this
-child? Another agency sees a child record only then (need-to-know, Decree 56 Art. 33)."""
+"""The registry's one question to the cases service: does the case or task named by `purpose` make this caller's
+reading of this child need-to-know? (Decree 56 Art. 33; contract in docs/registry.md.)
+
+- another agency: the case (or task) is about the child and has a task or referral assigned to that agency;
+- a commune's People's Committee (`commune=`): the case is about the child and that commune leads it now (Law on
+  Children Art. 52(2)).
+"""
 
 import uuid
 
@@ -7,29 +12,30 @@ import httpx
 
 from services.common.clients import ServiceTokenProvider
 from services.common.errors import ServiceUnavailable
-from services.common.http import outgoing_headers
+from services.common.logging import get_logger
+
+logger = get_logger("registry.cases")
 
 
 class CasesClient:
-    def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: ServiceTokenProvider):
-        self.client, self.base_url, self.tokens = client, base_url.rstrip("/"), tokens
+    def __init__(self, base_url: str, tokens: ServiceTokenProvider, timeout: float = 5.0):
+        self.base_url, self.tokens, self.timeout = base_url.rstrip("/"), tokens, timeout
 
-    async def involves(self, purpose: str, agency: str, child_id: uuid.UUID) -> bool:
+    async def involves(self, purpose: str, agency: str, child_id: uuid.UUID, *, commune: str | None = None) -> bool:
         params = {"purpose": purpose, "agency": agency, "child_id": str(child_id)}
-        for _ in range(2):
-            try:
-                response = await self.client.get(
-                    f"{self.base_url}/internal/v1/involvement", params=params, timeout=5.0,
-                    headers={"Authorization": f"Bearer {await self.tokens.token()}", **outgoing_headers()},
-                )
-            except httpx.HTTPError as exc:
-                raise ServiceUnavailable("the cases service is unavailable; try again shortly",
-                                         headers={"Retry-After": "5"}) from exc
-            if response.status_code == 401:
-                self.tokens.invalidate()  # a key rotation or an expired token: fetch a new one once
-                continue
-            if response.status_code != 200:
-                raise ServiceUnavailable("the cases service could not confirm the purpose",
-                                         headers={"Retry-After": "5"})
-            return bool(response.json()["involved"])
-        raise ServiceUnavailable("the cases service refused this service's token")
+        if commune is not None:
+            params["commune"] = commune
+        try:
+            response = await self.tokens.request("GET", f"{self.base_url}/internal/v1/involvement", params=params,
+                                                 timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            logger.warning("cases service unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("the cases service is unavailable; try again shortly",
+                                     headers={"Retry-After": "5"}) from exc
+        if response.status_code != 200:
+            logger.warning("cases service refused", extra={"status": response.status_code})
+            raise ServiceUnavailable("the cases service could not confirm the purpose", headers={"Retry-After": "5"})
+        try:
+            return response.json()["involved"] is True
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceUnavailable("the cases service answered in an unexpected shape") from exc

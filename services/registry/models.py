@@ -1,7 +1,7 @@
 """Registry tables."""
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, String, text
@@ -10,12 +10,9 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from services.common.audit import AuditLog
+from services.common.clock import utcnow
 from services.common.db import new_metadata
 from services.common.outbox import Outbox
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class RegistryTable(SQLModel, registry=registry(metadata=new_metadata())):
@@ -44,6 +41,16 @@ class Child(RegistryTable, table=True):
         Index("ix_child_province_name", "province_code", "name_search", "id", postgresql_where=ACTIVE),
         Index("ix_child_name", "name_search", "id", postgresql_where=ACTIVE),
         Index("ix_child_personal_id", "personal_id", unique=True, postgresql_where=ACTIVE),
+        # The same child registered twice at once is refused by the database, not only by the check before the
+        # insert: one record per name, date of birth and commune unless an officer confirmed they are two children.
+        Index("ix_child_same_person", "commune_code", "name_search", "date_of_birth", unique=True,
+              postgresql_where=text("merged_into_id IS NULL AND NOT confirmed_distinct")),
+        # The hotline's match: the whole given name and a birth-date range, within a commune or a province.
+        Index("ix_child_match_commune", "commune_code", "given_name_search", "date_of_birth", postgresql_where=ACTIVE),
+        Index("ix_child_match_province", "province_code", "given_name_search", "date_of_birth",
+              postgresql_where=ACTIVE),
+        # The aged-out check looks only at active records born on or before a date.
+        Index("ix_child_aging", "date_of_birth", postgresql_where=text("merged_into_id IS NULL AND status = 'active'")),
         Index("ix_child_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL")),
         Index("ix_child_guardian_phones", "guardian_phones", postgresql_using="gin"),
         Index("ix_child_special_groups", "special_groups", postgresql_using="gin",
@@ -55,6 +62,7 @@ class Child(RegistryTable, table=True):
     # Identity (nhan than)
     full_name: str = Field(max_length=200)
     name_search: str = Field(sa_column=Column(String(200, collation="C"), nullable=False))
+    given_name_search: str = Field(sa_column=Column(String(200, collation="C"), nullable=False))
     sex: str = Field(max_length=10)
     date_of_birth: date
     date_of_birth_estimated: bool = False
@@ -91,6 +99,9 @@ class Child(RegistryTable, table=True):
     status: str = Field(default="active", max_length=20)
     status_date: date | None = None
     merged_into_id: uuid.UUID | None = Field(default=None, foreign_key="child.id")
+    # True when an officer registered this child knowing that a record with the same name, date of birth and
+    # commune exists (confirm_not_duplicate): it stays out of the unique index of the same person.
+    confirmed_distinct: bool = False
     created_by: str = Field(max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_by: str = Field(max_length=100)
@@ -112,6 +123,33 @@ class ChildRevision(RegistryTable, table=True):
     actor_agency: str = Field(max_length=50)
     change: str = Field(max_length=20, description="create, update, merge, merged_into, import")
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+
+
+class CreationRequest(RegistryTable, table=True):
+    """A child creation made with an `Idempotency-Key`: a retry with the same key answers the child it created.
+
+    The primary key settles two requests with the same key at the same moment: the second waits for the first's
+    transaction and then finds its row. `request_hash` tells a replay from a different body sent under the same key.
+    """
+
+    __tablename__ = "creation_request"
+
+    created_by: str = Field(max_length=100, primary_key=True)
+    idempotency_key: str = Field(max_length=200, primary_key=True)
+    request_hash: str = Field(max_length=64)
+    child_id: uuid.UUID = Field(sa_column=Column(
+        ForeignKey("child.id", deferrable=True, initially="DEFERRED"), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class MatchQuota(RegistryTable, table=True):
+    """How many match searches one hotline operator made in one window: the limit holds across replicas."""
+
+    __tablename__ = "match_quota"
+
+    subject_id: str = Field(max_length=100, primary_key=True)
+    window_start: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    count: int = 0
 
 
 class ImportJob(RegistryTable, table=True):

@@ -1,8 +1,8 @@
-"""Reference data of the registry: ethnic groups, special-circumstance groups, the province codes inside personal
-identification numbers, and the name normalisation that search relies on.
+"""Reference data and text identity of the registry: the province codes inside personal identification numbers,
+and how names and codes are normalised before they are stored, compared or searched.
 
-Lists that the law or the statistics office publishes are kept as data here (one table each), never scattered
-through the code.
+The closed lists (ethnic groups, the 14 groups of Art. 10, relationships, ...) are in `vocabulary.py` with their
+labels.
 """
 
 import re
@@ -10,52 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-# The 54 ethnic groups of Vietnam with the codes of the General Statistics Office (Danh muc cac dan toc Viet Nam,
-# Decision 121-TCTK/PPCD of 2 March 1979).
-ETHNIC_GROUPS: dict[str, str] = {
-    "01": "Kinh", "02": "Tày", "03": "Thái", "04": "Hoa", "05": "Khơ-me", "06": "Mường", "07": "Nùng",
-    "08": "HMông", "09": "Dao", "10": "Gia-rai", "11": "Ngái", "12": "Ê-đê", "13": "Ba-na", "14": "Xơ-Đăng",
-    "15": "Sán Chay", "16": "Cơ-ho", "17": "Chăm", "18": "Sán Dìu", "19": "Hrê", "20": "Mnông", "21": "Ra-glai",
-    "22": "Xtiêng", "23": "Bru-Vân Kiều", "24": "Thổ", "25": "Giáy", "26": "Cơ-tu", "27": "Gié-Triêng", "28": "Mạ",
-    "29": "Khơ-mú", "30": "Co", "31": "Tà-ôi", "32": "Chơ-ro", "33": "Kháng", "34": "Xinh-mun", "35": "Hà Nhì",
-    "36": "Chu-ru", "37": "Lào", "38": "La Chí", "39": "La Ha", "40": "Phù Lá", "41": "La Hủ", "42": "Lự",
-    "43": "Lô Lô", "44": "Chứt", "45": "Mảng", "46": "Pà Thẻn", "47": "Co Lao", "48": "Cống", "49": "Bố Y",
-    "50": "Si La", "51": "Pu Péo", "52": "Brâu", "53": "Ơ Đu", "54": "Rơ-măm",
-}
-
-# The 14 groups of children in special circumstances (tre em co hoan canh dac biet), Law on Children 2016 Art. 10.
-# Keys are the letters of the article, in the Vietnamese alphabet.
-SPECIAL_GROUPS: dict[str, str] = {
-    "a": "orphaned of both parents",
-    "b": "abandoned",
-    "c": "without anyone to rely on",
-    "d": "with disabilities",
-    "dd": "living with HIV/AIDS",
-    "e": "in conflict with the law",
-    "g": "drug-addicted",
-    "h": "dropped out of school to earn a living before completing lower secondary",
-    "i": "seriously harmed physically and mentally by violence",
-    "k": "exploited",
-    "l": "sexually abused",
-    "m": "trafficked",
-    "n": "seriously or long-term ill in a poor or near-poor household",
-    "o": "migrant, displaced or refugee without identified parents or caregiver",
-}
-
-# Risk factors that put a child at risk (tre em co nguy co roi vao hoan canh dac biet, Decree 56 Art. 3-16 and the
-# support level of Law Art. 48). Codes are stable; labels are for display.
-AT_RISK_FLAGS: dict[str, str] = {
-    "poor_household": "poor or near-poor household",
-    "parents_working_away": "parents working away from home",
-    "single_parent": "living with one parent",
-    "domestic_violence": "violence in the family",
-    "substance_abuse_in_family": "drug or alcohol abuse in the family",
-    "parent_in_prison": "parent serving a prison sentence",
-    "school_dropout_risk": "at risk of dropping out of school",
-    "child_labour_risk": "at risk of child labour",
-    "online_risk": "at risk online",
-    "other": "other risk",
-}
+import regex
 
 # Children under 6 are entitled to health insurance paid by the State (Law on Health Insurance, Art. 12).
 BHYT_ENTITLED_UNDER_AGE = 6
@@ -103,7 +58,7 @@ def century_sex_digit(born_year: int, sex: str) -> str:
     return str(century_index * 2 + (1 if sex == "female" else 0))
 
 
-ID_NUMBER_PATTERN = re.compile(r"^\d{12}$")
+ID_NUMBER_PATTERN = re.compile(r"^[0-9]{12}$")
 
 
 def id_number_disagreements(id_number: str, *, sex: str, date_of_birth_year: int, year_is_estimated: bool,
@@ -139,6 +94,48 @@ def id_number_disagreements(id_number: str, *, sex: str, date_of_birth_year: int
 
 _SPACES = re.compile(r"\s+")
 _NOT_NAME = re.compile(r"[^a-z0-9 ]")
+# Invisible formatting characters (zero-width space and joiners, soft hyphen, byte-order mark, bidirectional
+# controls: Unicode category Cf). They change nothing a person sees, so they are removed before anything is stored
+# or compared: a duplicate cannot hide behind them.
+_FORMATTING = regex.compile(r"\p{Cf}")
+_ANY_SPACE = regex.compile(r"[\p{Zs}\t\r\n\u2028\u2029]+")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'", "\u2010": "-", "\u2011": "-"})
+# A name is written in the Latin alphabet (Vietnamese letters, and the extra letters of minority languages such as
+# Ê-đê ĕ ŏ ŭ ƀ), each letter optionally followed by combining marks, with spaces, hyphens and apostrophes between.
+# Letters of other scripts (Cyrillic а, Greek ο) are refused: they look like Latin letters and would let a
+# second record of the same child pass the duplicate check. IPA and phonetic letters (ɑ, ɡ, ᴀ) are refused for the
+# same reason. Unicode script properties come from the `regex` module.
+_NAME = regex.compile(r"^(?:[[\p{Script=Latin}&&\p{L}]--[\u0250-\u02AF\u1D00-\u1DBF]]\p{M}*|[ '\-])+$",
+                      regex.V1)
+
+
+def clean_text(value: str) -> str:
+    """One spelling of a text: Unicode NFC, invisible formatting characters removed, every kind of space as one
+    ordinary space, no leading or trailing space."""
+    text = _FORMATTING.sub("", value)
+    text = _ANY_SPACE.sub(" ", text)
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def clean_name(value: str) -> str:
+    """A person's name as it is stored: `clean_text`, typographic apostrophes and hyphens made plain, then checked
+    to be written in the Latin alphabet only. Raises ValueError naming what is wrong (never echoing the value)."""
+    name = clean_text(value).translate(_APOSTROPHES)
+    if not name:
+        raise ValueError("must contain letters")
+    if not unicodedata.is_normalized("NFKC", name):
+        raise ValueError("contains compatibility characters (full-width or styled letters, ligatures)")
+    if not _NAME.match(name) or not any(ch.isalpha() for ch in name):
+        raise ValueError("must be written with letters of the Vietnamese (Latin) alphabet only: letters of other "
+                         "scripts, digits and symbols are not accepted")
+    return name
+
+
+def ascii_digits(value: str) -> str:
+    """A code as ASCII digits: full-width, Arabic-Indic and other decimal digits become 0-9, formatting characters
+    and surrounding spaces go. "００１２" and "٠٠١٢" are the same code as "0012", so they cannot register twice."""
+    text = _FORMATTING.sub("", unicodedata.normalize("NFKC", value)).strip()
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
 
 @lru_cache(maxsize=65_536)  # names repeat a lot, and an import normalises each several times
@@ -147,14 +144,19 @@ def normalize_name(name: str) -> str:
 
     Stored beside the name and indexed, so a search typed without accents finds the name with them.
     """
-    decomposed = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    decomposed = unicodedata.normalize("NFD", _FORMATTING.sub("", name).replace("đ", "d").replace("Đ", "D"))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
     return _SPACES.sub(" ", _NOT_NAME.sub(" ", stripped)).strip()
 
 
+def given_name(name_search: str) -> str:
+    """The given name (tên), the last word of a normalised Vietnamese name: "nguyen van an" -> "an"."""
+    return name_search.rsplit(" ", 1)[-1]
+
+
 def normalize_phone(phone: str) -> str:
     """Digits only, with the country code +84 written as a leading 0: "+84 912-345-678" -> "0912345678"."""
-    digits = re.sub(r"\D", "", phone)
+    digits = re.sub(r"\D", "", ascii_digits(phone))
     if phone.strip().startswith("+84") or (digits.startswith("84") and len(digits) == 11):
         digits = "0" + digits[2:]
     return digits

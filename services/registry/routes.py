@@ -8,43 +8,43 @@ import anyio
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import Response as PlainResponse
-from sqlalchemy import select
 
 from services.common.auth import Subject, require
 from services.common.db import DbSession
-from services.common.errors import NotFound, PayloadTooLarge, UnprocessableContent
+from services.common.errors import (
+    BadRequest,
+    FieldError,
+    NotFound,
+    PayloadTooLarge,
+    UnprocessableContent,
+    problem_responses,
+)
 from services.common.links import public_path
 from services.common.locations import communes, provinces
-from services.common.pagination import Page
-from services.common.permissions import Action
-from services.registry import service
+from services.common.pagination import MAX_PAGE_SIZE, Page
+from services.common.permissions import Action, Scope
+from services.common.preconditions import IfMatch, conditional
+from services.registry import imports, service
 from services.registry.addresses import convert_old_address
-from services.registry.export import export_children, neutralise, to_csv
-from services.registry.imports import IMPORT_FIELDS, ImportRunner, job_for, save_upload, sniff_format
-from services.registry.models import Child, ImportJob, ImportRowError, audit
+from services.registry.export import Labels, export_children, neutralise, to_csv
+from services.registry.imports import ImportRunner
+from services.registry.models import Child, ImportJob
 from services.registry.schemas import (
-    CONTROL_CHARACTERS,
     AddressConversion,
     ChildCreate,
-    ChildStatus,
     ChildUpdate,
     ChildView,
     CommuneRead,
     FileEncoding,
-    GroupLetter,
     ImportJobRead,
     ImportMode,
     MergeRequest,
     ProvinceRead,
     RevisionRead,
 )
+from services.registry.vocabulary import ChildStatus, SpecialGroup
 
 router = APIRouter(prefix="/v1")
-PROBLEMS = {code: {"description": text, "content": {"application/problem+json": {}}} for code, text in {
-    400: "Bad request", 403: "The role may not take this action", 404: "Not found or outside your jurisdiction",
-    409: "Likely duplicate, or the record was merged", 412: "Stale ETag", 413: "File too large",
-    422: "Invalid data", 428: "If-Match required", 503: "A service this call needs is unavailable"}.items()}
-
 
 # Officers read children; service accounts read them with the `registry:service_read` scope.
 ChildReader = Annotated[Subject, Depends(require(Action.CHILD_READ, Action.REGISTRY_SERVICE_READ))]
@@ -56,8 +56,12 @@ HistoryReader = Annotated[Subject, Depends(require(Action.CHILD_HISTORY))]
 Importer = Annotated[Subject, Depends(require(Action.CHILD_IMPORT))]
 Exporter = Annotated[Subject, Depends(require(Action.CHILD_EXPORT))]
 LocationReader = Annotated[Subject, Depends(require(Action.LOCATION_READ))]
-IfMatch = Annotated[str | None, Header(description="The ETag of the version being changed")]
-Purpose = Annotated[str | None, Query(description="What the read serves: case:<uuid> or task:<uuid>")]
+Purpose = Annotated[str | None, Query(max_length=45, description="What the read serves: case:<uuid> or task:<uuid>")]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    description="Makes a retry safe: the same key and body answer the child the first request created")]
+Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
 
 def dump_json(content: Any) -> bytes:
@@ -76,35 +80,58 @@ def child_response(view: dict[str, Any], child: Child, status_code: int = 200,
 # --- children --------------------------------------------------------------------------------------------------
 
 
-@router.post("/children", response_model=ChildView, status_code=201, tags=["children"], responses=PROBLEMS)
-async def create_child(session: DbSession, subject: ChildCreator, body: ChildCreate) -> Response:
+@router.post("/children", response_model=ChildView, status_code=201, tags=["children"],
+             responses={**problem_responses(400, 401, 403, 404, 409, 422, 503), 200: {
+                 "model": ChildView, "description": "A retry: the child the first request with this Idempotency-Key "
+                                                    "created (header Idempotent-Replayed: true)"}})
+async def create_child(session: DbSession, subject: ChildCreator, body: ChildCreate,
+                       idempotency_key: IdempotencyKey = None) -> Response:
     """Register a child (409 with candidates when a likely duplicate exists)."""
-    child = await service.create_child(session, subject, body)
+    child, created = await service.create_child(session, subject, body, idempotency_key)
     scope = service.access_scope(subject, Action.CHILD_READ) or service.access_scope(subject, Action.CHILD_CREATE)
-    return child_response(service.project(child, subject, scope), child, 201,
-                          {"Location": public_path(f"/v1/children/{child.id}")})
+    headers = ({"Location": public_path(f"/v1/children/{child.id}")}
+               | ({} if created else {"Idempotent-Replayed": "true"}))
+    return child_response(service.project(child, subject, scope), child, 201 if created else 200, headers)
 
 
-@router.get("/children", response_model=Page[ChildView], tags=["children"], responses=PROBLEMS)
+@router.get("/children", response_model=Page[ChildView], tags=["children"],
+            responses=problem_responses(400, 401, 403, 422, 429, 503))
 async def list_children(
+    request: Request,
     session: DbSession,
     subject: ChildSearcher,
     q: Annotated[str | None, Query(max_length=100, description="Name (accents optional), ID number, date of "
                                                               "birth or guardian phone")] = None,
+    first_name: Annotated[str | None, Query(max_length=60, description="Hotline match: the whole given name")] = None,
     birth_year: Annotated[int | None, Query(ge=1990, le=2100)] = None,
-    commune_code: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
-    province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    special_group: GroupLetter | None = None,
+    age: Annotated[int | None, Query(ge=0, le=17, description="Hotline match: approximate age (±1 year)")] = None,
+    commune_code: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
+    province_code: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
+    special_group: SpecialGroup | None = None,
     status: ChildStatus | None = None,
     age_min: Annotated[int | None, Query(ge=0, le=30)] = None,
     age_max: Annotated[int | None, Query(ge=0, le=30)] = None,
     birth_registered: bool | None = None,
     has_health_insurance: bool | None = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> Response:
-    """Children in your jurisdiction, by name order, with filters; the hotline may only match (name + birth year,
-    or ID number) and sees a few fields."""
+    """Children in your jurisdiction, by name order, with filters. The hotline only matches: a 12-digit ID number
+    (`q`), or `first_name` + `age` or `birth_year` + `commune_code` or `province_code`; at most 5 candidates with a
+    few fields, a limited number of searches an hour."""
+    if service.access_scope(subject, Action.CHILD_SEARCH) == Scope.MATCH:
+        hidden = (special_group, status, age_min, age_max, birth_registered, has_health_insurance, cursor)
+        if any(value is not None for value in hidden):
+            # Other filters would reveal what the match fields hide (a group, a status, registration, insurance).
+            raise BadRequest("the match search takes only q, first_name, age, birth_year, commune_code and "
+                             "province_code")
+        match = service.MatchQuery(q=q, first_name=first_name, birth_year=birth_year, age=age,
+                                   commune_code=commune_code, province_code=province_code)
+        items = await service.match_children(session, subject, match,
+                                             request.app.state.settings.match_searches_per_hour)
+        return Response(dump_json({"items": items, "next_cursor": None}), media_type="application/json")
+    if first_name is not None or age is not None:
+        raise BadRequest("first_name and age belong to the hotline's match; use q, age_min and age_max")
     filters = service.ChildFilters(q=q, birth_year=birth_year, commune_code=commune_code,
                                    province_code=province_code, special_group=special_group, status=status,
                                    age_min=age_min, age_max=age_max, birth_registered=birth_registered,
@@ -113,30 +140,40 @@ async def list_children(
     return Response(dump_json({"items": items, "next_cursor": next_cursor}), media_type="application/json")
 
 
-@router.get("/children/export", tags=["children"], responses=PROBLEMS,
+@router.get("/children/export", tags=["children"], responses=problem_responses(400, 401, 403, 404, 422, 503),
             response_class=PlainResponse, summary="A commune's children as CSV or XLSX")
-async def export(session: DbSession, subject: Exporter,
-                 commune_code: Annotated[str, Query(pattern=r"^\d{5}$")],
-                 format: Literal["csv", "xlsx"] = "csv") -> PlainResponse:
+async def export_children_list(
+    session: DbSession, subject: Exporter, commune_code: Annotated[str, Query(pattern=r"^[0-9]{5}$")],
+    format: Literal["csv", "xlsx"] = "csv",
+    labels: Annotated[Labels, Query(description="vi: Vietnamese headers and labels; codes: field codes and codes")]
+    = "vi",
+) -> PlainResponse:
     children = await service.export_rows(session, subject, commune_code)
-    content = await anyio.to_thread.run_sync(export_children, children, format)
+    content = await anyio.to_thread.run_sync(export_children, children, format, labels, service.today())
     media = "text/csv; charset=utf-8" if format == "csv" else \
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     return PlainResponse(content, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="children-{commune_code}.{format}"'})
 
 
-@router.get("/children/{child_id}", response_model=ChildView, tags=["children"], responses=PROBLEMS)
+@router.get("/children/{child_id}", response_model=ChildView, tags=["children"],
+            responses={**problem_responses(400, 401, 403, 404, 422, 503),
+                       304: {"description": "Not modified: the ETag in If-None-Match is current"}})
 async def get_child(request: Request, session: DbSession, subject: ChildReader, child_id: uuid.UUID,
                     purpose: Purpose = None) -> Response:
-    """A child record as your agency may see it. A merged id answers with the surviving record. Another agency
-    names the case or task it acts on (`purpose`), and sees the child only when that case is about the child and
-    involves the agency (503 while the cases service cannot confirm it)."""
+    """A child record as you may see it. A merged id answers with the surviving record. Another agency names the
+    case or task it acts on (`purpose`), and sees the child only when that case is about the child and involves the
+    agency; a commune officer or chairman reads a child of another commune when naming a case their commune leads
+    (503 while the cases service cannot confirm it)."""
     child, view = await service.get_child(session, subject, child_id, purpose, request.app.state.cases)
+    unchanged = conditional(request, service.etag(child))
+    if unchanged is not None:
+        return unchanged
     return child_response(view, child)
 
 
-@router.patch("/children/{child_id}", response_model=ChildView, tags=["children"], responses=PROBLEMS)
+@router.patch("/children/{child_id}", response_model=ChildView, tags=["children"],
+              responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428, 503))
 async def update_child(session: DbSession, subject: ChildUpdater, child_id: uuid.UUID, body: ChildUpdate,
                        if_match: IfMatch = None) -> Response:
     """Change some fields; send If-Match with the ETag you read (428 without it, 412 if someone changed it)."""
@@ -147,20 +184,21 @@ async def update_child(session: DbSession, subject: ChildUpdater, child_id: uuid
 
 
 @router.get("/children/{child_id}/history", response_model=Page[RevisionRead], tags=["children"],
-            responses=PROBLEMS)
-async def child_history(session: DbSession, subject: HistoryReader, child_id: uuid.UUID,
-                        cursor: Annotated[str | None, Query(max_length=200)] = None,
-                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[RevisionRead]:
+            responses=problem_responses(400, 401, 403, 404, 422, 503))
+async def list_child_history(session: DbSession, subject: HistoryReader, child_id: uuid.UUID,
+                             cursor: Cursor = None, limit: Limit = 50) -> Page[RevisionRead]:
     """Every change, newest first: who, when, which fields, old and new values."""
     rows, next_cursor = await service.history(session, subject, child_id, cursor, limit)
     return Page[RevisionRead](items=[RevisionRead.model_validate(r, from_attributes=True) for r in rows],
                               next_cursor=next_cursor)
 
 
-@router.post("/children/{child_id}/merge", response_model=ChildView, tags=["children"], responses=PROBLEMS)
+@router.post("/children/{child_id}/merge", response_model=ChildView, tags=["children"],
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428, 503))
 async def merge_children(session: DbSession, subject: ChildMerger, child_id: uuid.UUID, body: MergeRequest,
                          if_match: IfMatch = None) -> Response:
-    """Retire `merged_child_id` into this record; both ids keep resolving to this one."""
+    """Retire `merged_child_id` into this record; both ids keep resolving to this one. If-Match (the ETag of this
+    record as you compared it) is required: 428 without it, 412 when it changed since."""
     child = await service.merge_children(session, subject, child_id, body.merged_child_id, if_match)
     view = service.project(child, subject, service.access_scope(subject, Action.CHILD_READ),
                            merged_ids=await service.merged_ids(session, child.id))
@@ -180,7 +218,8 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@router.post("/imports", response_model=ImportJobRead, status_code=202, tags=["imports"], responses=PROBLEMS)
+@router.post("/imports", response_model=ImportJobRead, status_code=202, tags=["imports"],
+             responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def start_import(
     request: Request,
     session: DbSession,
@@ -189,7 +228,7 @@ async def start_import(
     response: Response,
     file: Annotated[UploadFile, File(description="CSV (UTF-8) or XLSX; the first row names the columns")],
     mode: Annotated[ImportMode, Form()] = "all_or_nothing",
-    mapping: Annotated[str | None, Form(description='JSON: {"full_name": "Ho va ten", ...}')] = None,
+    mapping: Annotated[str | None, Form(description='JSON: {"full_name": "Họ và tên", ...}')] = None,
     encoding: Annotated[FileEncoding, Form()] = "utf-8",
 ) -> ImportJobRead:
     """Upload a list; it is validated and imported in the background. Poll the job for progress."""
@@ -197,64 +236,39 @@ async def start_import(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.import_max_bytes + 100_000:
         raise PayloadTooLarge(f"the file may be at most {settings.import_max_bytes} bytes")
-    columns = parse_mapping(mapping)
+    columns = imports.parse_mapping(mapping)
     runner: ImportRunner = request.app.state.imports
     job_id = uuid.uuid4()
-    size, digest, head = await save_upload(_chunks(file), runner.path(job_id), settings.import_max_bytes)
+    size, digest, head = await imports.save_upload(_chunks(file), runner.path(job_id), settings.import_max_bytes)
     if size == 0:
         await anyio.Path(runner.path(job_id)).unlink(missing_ok=True)
-        raise UnprocessableContent("the file is empty")
-    job = ImportJob(id=job_id, created_by=subject.id, actor_role=subject.role.value,
-                    actor_agency=subject.agency.value, jurisdiction=subject.jurisdiction.model_dump(),
-                    file_format=sniff_format(head, file.filename), file_sha256=digest, file_size=size, mode=mode,
-                    mapping=columns)
-    session.add(job)
-    await session.flush()
-    await audit.record(session, subject, "import", "import_job", str(job_id))
+        raise UnprocessableContent("the file is empty", errors=[
+            FieldError(loc=["body", "file"], msg="is empty", type="file.empty").model_dump()])
+    job = await imports.create_job(session, subject, job_id, file_format=imports.sniff_format(head, file.filename),
+                                   digest=digest, size=size, mode=mode, mapping=columns)
     # Starts after the response, hence after the commit: the job row is there when the task reads it.
-    background.add_task(runner.start, job_id, encoding)
+    background.add_task(runner.start, job_id, encoding, imports.queue_key(job.jurisdiction))
     response.headers["Location"] = public_path(f"/v1/imports/{job_id}")
     return import_view(job)
 
 
-def parse_mapping(mapping: str | None) -> dict[str, str]:
-    if not mapping:
-        return {}
-    try:
-        columns = orjson.loads(mapping)
-    except orjson.JSONDecodeError as exc:
-        raise UnprocessableContent("mapping must be a JSON object {field: column header}") from exc
-    if not isinstance(columns, dict) or not all(isinstance(v, str) and v.strip() and not CONTROL_CHARACTERS.search(v)
-                                                for v in columns.values()):
-        raise UnprocessableContent("mapping must be a JSON object {field: column header}")
-    unknown = sorted(set(columns) - set(IMPORT_FIELDS))
-    if unknown:
-        raise UnprocessableContent(f"unknown fields in mapping: {', '.join(unknown)}",
-                                   fields=list(IMPORT_FIELDS))
-    return {str(k): str(v)[:200] for k, v in columns.items()}
-
-
-@router.get("/imports/{job_id}", response_model=ImportJobRead, tags=["imports"], responses=PROBLEMS)
+@router.get("/imports/{job_id}", response_model=ImportJobRead, tags=["imports"],
+            responses=problem_responses(400, 401, 403, 404, 422, 503))
 async def get_import(session: DbSession, subject: Importer, job_id: uuid.UUID) -> ImportJobRead:
     """Progress (rows done of total) and outcome of an import you started."""
-    job = await job_for(session, subject, job_id)
+    job = await imports.job_for(session, subject, job_id)
     if job is None:
         raise NotFound("no such import")
     return import_view(job)
 
 
-@router.get("/imports/{job_id}/errors", tags=["imports"], responses=PROBLEMS, response_class=PlainResponse,
-            summary="The row-by-row error report, as CSV")
-async def import_errors(session: DbSession, subject: Importer, job_id: uuid.UUID) -> PlainResponse:
-    job = await job_for(session, subject, job_id)
+@router.get("/imports/{job_id}/errors", tags=["imports"], responses=problem_responses(400, 401, 403, 404, 422, 503),
+            response_class=PlainResponse, summary="The row-by-row error report, as CSV")
+async def get_import_errors(session: DbSession, subject: Importer, job_id: uuid.UUID) -> PlainResponse:
+    job = await imports.job_for(session, subject, job_id)
     if job is None:
         raise NotFound("no such import")
-    problems = (await session.execute(
-        select(ImportRowError.row_number, ImportRowError.field, ImportRowError.message)
-        .where(ImportRowError.job_id == job_id).order_by(ImportRowError.row_number, ImportRowError.id))).all()
-    rows = [[str(p.row_number), p.field, job.mapping.get(p.field, p.field), p.message] for p in problems]
-    if job.failure:
-        rows.insert(0, ["", "file", "", job.failure])
+    rows = await imports.error_report(session, job)
     body = to_csv([[neutralise(cell) for cell in row] for row in rows], ["row", "field", "column", "problem"])
     return PlainResponse(body, media_type="text/csv; charset=utf-8",
                          headers={"Content-Disposition": f'attachment; filename="import-{job_id}-errors.csv"'})
@@ -263,14 +277,15 @@ async def import_errors(session: DbSession, subject: Importer, job_id: uuid.UUID
 # --- locations -------------------------------------------------------------------------------------------------
 
 
-@router.get("/locations/provinces", response_model=list[ProvinceRead], tags=["locations"])
+@router.get("/locations/provinces", response_model=list[ProvinceRead], tags=["locations"],
+            responses=problem_responses(400, 401, 403))
 async def list_provinces(_: LocationReader) -> list[ProvinceRead]:
     """The 34 provinces and centrally-run cities (since 1 July 2025)."""
     return [ProvinceRead(**vars(p)) for p in sorted(provinces().values(), key=lambda p: p.code)]
 
 
 @router.get("/locations/provinces/{code}/communes", response_model=list[CommuneRead], tags=["locations"],
-            responses=PROBLEMS)
+            responses=problem_responses(400, 401, 403, 404))
 async def list_communes(_: LocationReader, code: str) -> list[CommuneRead]:
     if code not in provinces():
         raise NotFound("no such province")
@@ -278,7 +293,8 @@ async def list_communes(_: LocationReader, code: str) -> list[CommuneRead]:
             if c.province_code == code]
 
 
-@router.get("/locations/communes/{code}", response_model=CommuneRead, tags=["locations"], responses=PROBLEMS)
+@router.get("/locations/communes/{code}", response_model=CommuneRead, tags=["locations"],
+            responses=problem_responses(400, 401, 403, 404))
 async def get_commune(_: LocationReader, code: str) -> CommuneRead:
     commune = communes().get(code)
     if commune is None:
@@ -286,14 +302,14 @@ async def get_commune(_: LocationReader, code: str) -> CommuneRead:
     return CommuneRead(**vars(commune))
 
 
-@router.get("/locations/convert", response_model=AddressConversion, tags=["locations"], responses=PROBLEMS)
-async def convert(_: LocationReader,
-                  address: Annotated[str, Query(min_length=3, max_length=300,
-                                                description="Old address: ward, district, province")]
-                  ) -> AddressConversion:
+@router.get("/locations/convert", response_model=AddressConversion, tags=["locations"],
+            responses=problem_responses(400, 401, 403, 404, 422))
+async def convert_address(_: LocationReader,
+                          address: Annotated[str, Query(min_length=3, max_length=300,
+                                                        description="Old address: ward, district, province")]
+                          ) -> AddressConversion:
     """Map a pre-2025 address (with its district) onto the current commune."""
     result = await anyio.to_thread.run_sync(convert_old_address, address)
     if result.province is None:
         raise NotFound("no province recognised in this address")
     return result
-

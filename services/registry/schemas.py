@@ -1,26 +1,36 @@
-"""Registry API shapes: `ChildCreate`, `ChildUpdate`, `ChildView` and the import, history and location shapes."""
+"""Registry API shapes: `ChildCreate`, `ChildUpdate`, `ChildView` and the import, history and location shapes.
+
+Every text is normalised here, before anything is stored or compared (`reference.clean_text`, `clean_name`,
+`ascii_digits`); every date and number has a range.
+"""
 
 import re
-import unicodedata
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, model_validator
 
 from services.common.locations import is_commune
-from services.registry.reference import AT_RISK_FLAGS, ETHNIC_GROUPS, SPECIAL_GROUPS, normalize_name, normalize_phone
+from services.registry.reference import ascii_digits, clean_name, clean_text, normalize_name, normalize_phone
+from services.registry.vocabulary import (
+    AtRiskFlag,
+    ChildStatus,
+    DisabilityLevel,
+    Ethnicity,
+    ImportStatus,
+    Relationship,
+    SchoolLevel,
+    SchoolStatus,
+    Sex,
+    SpecialGroup,
+)
 
-Sex = Literal["male", "female"]
-ChildStatus = Literal["active", "moved_away", "deceased", "aged_out"]
-Relationship = Literal["mother", "father", "grandparent", "sibling", "relative", "foster_parent", "guardian",
-                       "other"]
-SchoolLevel = Literal["preschool", "primary", "lower_secondary", "upper_secondary", "vocational"]
-SchoolStatus = Literal["enrolled", "dropped_out", "not_enrolled"]
-DisabilityLevel = Literal["mild", "severe", "especially_severe"]
 ImportMode = Literal["all_or_nothing", "row_by_row"]
 FileEncoding = Literal["utf-8", "utf-16", "cp1258"]
-EARLIEST_BIRTH = date(1990, 1, 1)
+# Outer bounds of any date the registry stores; the rules of `service.check_record` narrow them per field.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
 
 
 def _official_commune(value: str) -> str:
@@ -29,28 +39,22 @@ def _official_commune(value: str) -> str:
     return value
 
 
-def _ethnic_group(value: str) -> str:
-    if value not in ETHNIC_GROUPS:
-        raise ValueError("not one of the 54 ethnic group codes (01-54)")
-    return value
-
-
 def _named(value: str) -> str:
-    if not normalize_name(value):
+    name = clean_name(value)
+    if not normalize_name(name):
         raise ValueError("must contain letters")
-    # One spelling per name: legacy encodings (cp1258) and some keyboards write tone marks as combining characters.
-    return unicodedata.normalize("NFC", value)
+    return name
 
 
 # C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, spreadsheets
 # (the XLSX export) refuse the others, and no name or address holds them.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _plain_text(value: str) -> str:
     if CONTROL_CHARACTERS.search(value):
         raise ValueError("must not contain control characters")
-    return value
+    return clean_text(value)
 
 
 def _phone(value: str) -> str:
@@ -60,47 +64,59 @@ def _phone(value: str) -> str:
     return phone
 
 
-def _risk_flag(value: str) -> str:
-    if value not in AT_RISK_FLAGS:
-        raise ValueError(f"unknown at-risk flag; one of {', '.join(AT_RISK_FLAGS)}")
-    return value
+def _digits(value: Any) -> Any:
+    return ascii_digits(value) if isinstance(value, str) else value
 
 
-CommuneCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$"), AfterValidator(_official_commune)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 AfterValidator(_plain_text), AfterValidator(_named)]
-Phone = Annotated[str, StringConstraints(max_length=20), AfterValidator(_phone)]
-IdNumber = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-EthnicGroup = Annotated[str, AfterValidator(_ethnic_group)]
-GroupLetter = Literal["a", "b", "c", "d", "dd", "e", "g", "h", "i", "k", "l", "m", "n", "o"]
-RiskFlag = Annotated[str, AfterValidator(_risk_flag)]
+def _code(value: Any) -> Any:
+    return ascii_digits(value).upper() if isinstance(value, str) else value
+
+
+Day = Annotated[date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+CommuneCode = Annotated[str, BeforeValidator(_digits), StringConstraints(pattern=r"^[0-9]{5}$"),
+                        AfterValidator(_official_commune)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text),
+                 AfterValidator(_named)]
+Phone = Annotated[str, StringConstraints(max_length=20), AfterValidator(_plain_text), AfterValidator(_phone)]
+IdNumber = Annotated[str, BeforeValidator(_digits), StringConstraints(pattern=r"^[0-9]{12}$")]
+OldOrNewIdNumber = Annotated[str, BeforeValidator(_digits), StringConstraints(pattern=r"^([0-9]{9}|[0-9]{12})$")]
+HealthInsuranceNumber = Annotated[str, BeforeValidator(_code),
+                                  StringConstraints(pattern=r"^([A-Z]{2}[0-9]{13}|[0-9]{10})$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
                       AfterValidator(_plain_text)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), AfterValidator(_plain_text)]
 CertificateNumber = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), AfterValidator(_plain_text)]
-assert set(GroupLetter.__args__) == set(SPECIAL_GROUPS)  # type: ignore[attr-defined]
+Nationality = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Grade = Annotated[int, Field(ge=1, le=12)]
 
 
 class Guardian(BaseModel):
-    """A parent or caregiver (cha, me, nguoi cham soc) and whether the child lives with them."""
+    """A parent or caregiver (cha, mẹ, người chăm sóc) and whether the child lives with them. `id` is given by the
+    registry and stays with the guardian; send it back unchanged when you edit the list (a case names a guardian
+    by this id)."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "use_enum_values": True}
 
+    id: uuid.UUID | None = Field(None, description="Kept when present; a new guardian gets one")
     full_name: Name
     relationship: Relationship
     phone: Phone | None = None
-    personal_id: Annotated[str, StringConstraints(pattern=r"^(\d{9}|\d{12})$")] | None = None
+    personal_id: OldOrNewIdNumber | None = None
     lives_with_child: bool = True
+
+
+class GuardianRead(Guardian):
+    id: uuid.UUID  # type: ignore[assignment]
 
 
 class SpecialGroupEntry(BaseModel):
     """Membership of one of the 14 groups of Law Art. 10, over a period."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "use_enum_values": True}
 
-    group: GroupLetter
-    start: date
-    end: date | None = None
+    group: SpecialGroup
+    start: Day
+    end: Day | None = None
     supported: bool = Field(False, description="The child receives support for this circumstance")
 
     @model_validator(mode="after")
@@ -118,39 +134,40 @@ class SpecialGroupRead(SpecialGroupEntry):
 class ChildFields(BaseModel):
     """Every field of the record a caller may write. Create requires the identity; update takes any subset."""
 
+    model_config = {"use_enum_values": True}
+
     full_name: Name
     sex: Sex
-    date_of_birth: date
+    date_of_birth: Day
     date_of_birth_estimated: bool = Field(False, description="An estimated date, e.g. for a foundling")
-    ethnicity: EthnicGroup | None = Field(None, description="Ethnic group code 01-54 (GSO list)")
-    nationality: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
-        "VN", description="ISO 3166-1 alpha-2")
+    ethnicity: Ethnicity | None = Field(None, description="Ethnic group code 01-54 (GSO list of 1979)")
+    nationality: Nationality = Field("VN", description="ISO 3166-1 alpha-2")
     personal_id: IdNumber | None = Field(None, description="12-digit personal identification number")
     commune_code: CommuneCode = Field(description="Official commune/ward code of residence")
     address: Address | None = None
     birth_registered: bool = False
-    birth_registered_on: date | None = None
+    birth_registered_on: Day | None = None
     birth_registration_commune_code: CommuneCode | None = None
     birth_certificate_number: CertificateNumber | None = None
     guardians: list[Guardian] = Field(default_factory=list, max_length=10)
     school_name: ShortText | None = None
     school_level: SchoolLevel | None = None
-    school_grade: Annotated[int, Field(ge=1, le=12)] | None = None
+    school_grade: Grade | None = None
     school_status: SchoolStatus | None = None
-    health_insurance_number: Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}\d{13}|\d{10})$")] | None = Field(
+    health_insurance_number: HealthInsuranceNumber | None = Field(
         None, description="BHYT card: the 10-digit social insurance number, or the 15-character card code")
-    health_insurance_valid_from: date | None = None
-    health_insurance_valid_until: date | None = None
+    health_insurance_valid_from: Day | None = None
+    health_insurance_valid_until: Day | None = None
     disability: bool = False
     disability_level: DisabilityLevel | None = None
     special_groups: list[SpecialGroupEntry] = Field(default_factory=list, max_length=50)
-    at_risk_flags: list[RiskFlag] = Field(default_factory=list, max_length=20)
-    status: ChildStatus = "active"
-    status_date: date | None = None
+    at_risk_flags: list[AtRiskFlag] = Field(default_factory=list, max_length=20)
+    status: ChildStatus = ChildStatus.ACTIVE
+    status_date: Day | None = None
 
 
 class ChildCreate(ChildFields):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "use_enum_values": True}
 
     confirm_not_duplicate: bool = Field(
         False, description="Create even though a record with the same name, date of birth and commune exists")
@@ -159,35 +176,35 @@ class ChildCreate(ChildFields):
 class ChildUpdate(BaseModel):
     """A partial update: only the fields present change. Lists (guardians, groups, flags) are replaced whole."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "use_enum_values": True}
 
     full_name: Name | None = None
     sex: Sex | None = None
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
     date_of_birth_estimated: bool | None = None
-    ethnicity: EthnicGroup | None = None
-    nationality: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    ethnicity: Ethnicity | None = None
+    nationality: Nationality | None = None
     personal_id: IdNumber | None = None
     commune_code: CommuneCode | None = None
     address: Address | None = None
     birth_registered: bool | None = None
-    birth_registered_on: date | None = None
+    birth_registered_on: Day | None = None
     birth_registration_commune_code: CommuneCode | None = None
     birth_certificate_number: CertificateNumber | None = None
     guardians: list[Guardian] | None = Field(None, max_length=10)
     school_name: ShortText | None = None
     school_level: SchoolLevel | None = None
-    school_grade: Annotated[int, Field(ge=1, le=12)] | None = None
+    school_grade: Grade | None = None
     school_status: SchoolStatus | None = None
-    health_insurance_number: Annotated[str, StringConstraints(pattern=r"^([A-Z]{2}\d{13}|\d{10})$")] | None = None
-    health_insurance_valid_from: date | None = None
-    health_insurance_valid_until: date | None = None
+    health_insurance_number: HealthInsuranceNumber | None = None
+    health_insurance_valid_from: Day | None = None
+    health_insurance_valid_until: Day | None = None
     disability: bool | None = None
     disability_level: DisabilityLevel | None = None
     special_groups: list[SpecialGroupEntry] | None = Field(None, max_length=50)
-    at_risk_flags: list[RiskFlag] | None = Field(None, max_length=20)
+    at_risk_flags: list[AtRiskFlag] | None = Field(None, max_length=20)
     status: ChildStatus | None = None
-    status_date: date | None = None
+    status_date: Day | None = None
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> "ChildUpdate":
@@ -218,7 +235,7 @@ class ChildView(BaseModel):
     birth_registered_on: date | None = None
     birth_registration_commune_code: str | None = None
     birth_certificate_number: str | None = None
-    guardians: list[Guardian] | None = None
+    guardians: list[GuardianRead] | None = None
     school_name: str | None = None
     school_level: str | None = None
     school_grade: int | None = None
@@ -241,9 +258,12 @@ class ChildView(BaseModel):
 
 
 class DuplicateCandidate(BaseModel):
+    """A likely duplicate. Outside the caller's jurisdiction only the reason is given: neither the record nor its
+    commune."""
+
     id: uuid.UUID | None
     reason: Literal["same_personal_id", "same_name_birth_date_commune"]
-    commune_code: str
+    commune_code: str | None = None
     full_name: str | None = None
     date_of_birth: date | None = None
 
@@ -266,7 +286,7 @@ class RevisionRead(BaseModel):
 
 class ImportJobRead(BaseModel):
     id: uuid.UUID
-    status: Literal["queued", "validating", "applying", "succeeded", "failed"]
+    status: ImportStatus
     mode: ImportMode
     file_format: str
     total_rows: int | None

@@ -30,7 +30,7 @@ from scripts.stack import (
     free_port,
     new_client_secrets,
 )
-from tests.helpers import Api, eventually
+from tests.helpers import Api, eventually, letters
 
 PROVINCE = "86"
 COMMUNES = ["29641", "29653"]
@@ -85,7 +85,7 @@ async def add_children_and_cases(api: Api, count: int) -> None:
         commune = COMMUNES[index % len(COMMUNES)]
         officer = await api.commune_user("child_protection_officer", commune)
         child = await api.client.post("/registry/v1/children", headers=officer, json={
-            "full_name": f"Trần Thị Drill {uuid.uuid4().hex[:8]}", "sex": "female", "date_of_birth": "2015-03-02",
+            "full_name": f"Trần Thị Drill {letters(8)}", "sex": "female", "date_of_birth": "2015-03-02",
             "commune_code": commune, "birth_registered": True, "birth_registered_on": "2015-04-01",
             "confirm_not_duplicate": True})
         assert child.status_code == 201, child.text

@@ -6,6 +6,7 @@ import io
 import time
 from typing import Any
 
+import httpx
 import orjson
 from openpyxl import Workbook
 
@@ -175,3 +176,72 @@ async def test_uploads_refused_before_a_job(api: Api, registry: Registry) -> Non
     other = await api.commune_user("child_protection_officer", registry.commune)
     assert (await registry.client.get(f"/registry/v1/imports/{job['id']}", headers=other)).status_code == 404
     await finished(registry, job)
+
+
+async def test_export_in_vietnamese_or_codes_with_guardian_columns_and_reimport(api: Api, registry: Registry) -> None:
+    await registry.created(full_name="Nguyễn Thị Én", sex="female", date_of_birth="2016-04-05", ethnicity="04",
+                           special_groups=[{"group": "dd", "start": "2020-01-01"}], at_risk_flags=["poor_household"],
+                           guardians=[{"full_name": "Nguyễn Văn Dượng", "relationship": "step_father",
+                                       "phone": "0912000444"},
+                                      {"full_name": "Trần Thị Bà", "relationship": "maternal_grandmother",
+                                       "lives_with_child": False}])
+    await registry.created(full_name="Nguyễn Văn Phúc", sex="male", date_of_birth="2014-06-05")
+    url = "/registry/v1/children/export"
+    vietnamese = await registry.client.get(url, params={"commune_code": registry.commune}, headers=registry.officer)
+    assert vietnamese.status_code == 200, vietnamese.text
+    rows = list(csv.DictReader(io.StringIO(vietnamese.content.decode("utf-8-sig"))))
+    en = next(r for r in rows if r["Họ và tên"] == "Nguyễn Thị Én")
+    assert en["Giới tính"] == "Nữ" and en["Dân tộc"] == "Hoa (Hán)" and en["Ngày sinh"] == "05/04/2016"
+    assert en["Nhóm hoàn cảnh đặc biệt (Điều 10 Luật Trẻ em)"] == "đ"
+    assert en["Yếu tố nguy cơ"] == "Hộ nghèo hoặc cận nghèo"
+    assert en["Người chăm sóc 1: họ và tên"] == "Nguyễn Văn Dượng" and en["Người chăm sóc 1: quan hệ với trẻ"] == \
+        "Cha dượng"
+    assert en["Người chăm sóc 2: quan hệ với trẻ"] == "Bà ngoại" and en["Người chăm sóc 2: sống cùng trẻ"] == "không"
+    phuc = next(r for r in rows if r["Họ và tên"] == "Nguyễn Văn Phúc")
+    assert phuc["Người chăm sóc 1: họ và tên"] == ""
+    codes = await registry.client.get(url, params={"commune_code": registry.commune, "labels": "codes"},
+                                      headers=registry.officer)
+    coded = next(r for r in csv.DictReader(io.StringIO(codes.content.decode("utf-8-sig")))
+                 if r["full_name"] == "Nguyễn Thị Én")
+    assert (coded["sex"], coded["ethnicity"], coded["guardian_1_relationship"], coded["special_groups"]) == \
+        ("female", "04", "step_father", "dd")
+    assert (await registry.client.get(url, params={"commune_code": registry.commune, "labels": "xx"},
+                                      headers=registry.officer)).status_code == 422
+    # The Vietnamese export imports as it is: every child is recognised as already registered.
+    for content in (vietnamese.content, codes.content):
+        again = await finished(registry, await upload(registry, content, mapping=None))
+        assert (again["status"], again["created_count"], again["duplicate_count"]) == ("succeeded", 0, 2), again
+
+
+async def test_import_reads_labels_and_several_guardians(registry: Registry) -> None:
+    header = ["Họ và tên", "Giới tính", "Ngày sinh", "Dân tộc", "Nhóm hoàn cảnh đặc biệt (Điều 10 Luật Trẻ em)",
+              "Người chăm sóc 1: họ và tên", "Người chăm sóc 1: quan hệ với trẻ", "Người chăm sóc 2: họ và tên",
+              "Người chăm sóc 2: quan hệ với trẻ"]
+    rows = [["Lò Văn Sáng", "Nam", "01/02/2015", "Thái", "a; đ", "Lò Thị Bà", "Bà nội", "Lò Văn Ông", "ông ngoại"],
+            ["Lò Thị Hoa", "nu", "01/02/2016", "Người sao Hỏa", "", "", "", "", ""]]
+    job = await finished(registry, await upload(registry, csv_bytes(rows, header=header), mapping=None))
+    assert (job["status"], job["created_count"], job["error_count"]) == ("succeeded", 1, 1), job
+    assert [(p["row"], p["field"]) for p in await report(registry, job)] == [("3", "ethnicity")]
+    child = (await commune_children(registry))[0]
+    assert child["ethnicity"] == "03" and [g["group"] for g in child["special_groups"]] == ["a", "dd"]
+    assert [(g["relationship"], bool(g["id"])) for g in child["guardians"]] == [
+        ("paternal_grandmother", True), ("maternal_grandfather", True)]
+
+
+async def test_vocabularies_are_served_with_labels_and_etag(api: Api) -> None:
+    # Public on the registry itself (labels are not personal data); the gateway merges them for the frontends.
+    async with httpx.AsyncClient(base_url=api.stack.url("registry")) as direct:
+        assert (await direct.get("/v1/vocabularies")).status_code == 200
+    hotline = await api.as_demo("hotline_operator")
+    response = await api.client.get("/registry/v1/vocabularies", headers=hotline)
+    assert response.status_code == 200, response.text
+    vocabularies = {v["name"]: v for v in response.json()["vocabularies"]}
+    ethnicities = vocabularies["ethnicity"]
+    assert len(ethnicities["terms"]) == 54 and "121-TCTK/PPCĐ" in ethnicities["source"]
+    groups = {t["code"]: t for t in vocabularies["special_group"]["terms"]}
+    assert groups["dd"]["extra"] == {"letter": "đ"} and groups["dd"]["vi"] == "Trẻ em nhiễm HIV/AIDS"
+    relationships = {t["code"]: (t["vi"], t["en"]) for t in vocabularies["guardian_relationship"]["terms"]}
+    assert relationships["step_mother"] == ("Mẹ kế", "Step-mother")
+    unchanged = await api.client.get("/registry/v1/vocabularies",
+                                     headers=hotline | {"If-None-Match": response.headers["etag"]})
+    assert unchanged.status_code == 304

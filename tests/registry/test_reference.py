@@ -1,21 +1,78 @@
 """Reference data and the rules built on it: ID-number parts, name normalisation, province codes."""
 
+import pytest
+
 from services.registry.export import neutralise
 from services.registry.reference import (
-    ETHNIC_GROUPS,
-    SPECIAL_GROUPS,
+    ascii_digits,
     century_sex_digit,
+    clean_name,
     id_number_disagreements,
     id_provinces,
     normalize_name,
     normalize_phone,
 )
 from services.registry.service import parse_day
+from services.registry.vocabulary import (
+    ETHNIC_GROUPS,
+    RELATIONSHIPS,
+    SPECIAL_GROUP_VOCABULARY,
+    SPECIAL_GROUPS,
+    VOCABULARIES,
+)
 
 
 def test_the_lists_of_the_law_are_complete() -> None:
-    assert len(ETHNIC_GROUPS) == 54 and ETHNIC_GROUPS["01"] == "Kinh"
     assert list(SPECIAL_GROUPS) == ["a", "b", "c", "d", "dd", "e", "g", "h", "i", "k", "l", "m", "n", "o"]
+    groups = {t.code: t for t in SPECIAL_GROUP_VOCABULARY.terms}
+    assert groups["dd"].extra == {"letter": "đ"} and groups["dd"].vi == "Trẻ em nhiễm HIV/AIDS"
+    assert groups["l"].vi == "Trẻ em bị xâm hại tình dục"  # Law on Children 2016 Art. 10(1)(l), word for word
+
+
+def test_ethnic_groups_have_the_codes_of_decision_121_tctk_1979() -> None:
+    # Codes as the statistics office's 1979 list numbers them (not the 2008 reordering, where 04 is Mường).
+    assert len(ETHNIC_GROUPS) == 54 and list(ETHNIC_GROUPS) == [f"{n:02d}" for n in range(1, 55)]
+    expected = {"01": "Kinh (Việt)", "04": "Hoa (Hán)", "05": "Khơ-me", "06": "Mường", "08": "HMông (Mèo)",
+                "10": "Gia-rai", "11": "Ngái", "12": "Ê-đê", "17": "Chăm", "23": "Bru-Vân Kiều", "34": "Xinh-mun",
+                "44": "Chứt", "52": "Brâu", "53": "Ơ Đu", "54": "Rơ-măm"}
+    assert {code: ETHNIC_GROUPS[code] for code in expected} == expected
+    assert len(set(ETHNIC_GROUPS.values())) == 54
+
+
+def test_every_vocabulary_is_labelled_in_vietnamese_with_diacritics_and_in_english() -> None:
+    names = [v.name for v in VOCABULARIES]
+    assert len(names) == len(set(names))
+    assert {"sex", "child_status", "guardian_relationship", "ethnicity", "special_group", "at_risk_flag",
+            "school_level", "school_status", "disability_level"} <= set(names)
+    for vocabulary in VOCABULARIES:
+        assert vocabulary.vi and vocabulary.en
+        for term in vocabulary.terms:
+            assert term.vi and term.en, (vocabulary.name, term.code)
+    relationships = {t.code: t.vi for t in RELATIONSHIPS.terms}
+    assert relationships["step_father"] == "Cha dượng" and relationships["maternal_grandmother"] == "Bà ngoại"
+
+
+def test_names_are_normalised_and_look_alikes_refused() -> None:
+    assert clean_name("  Nguyễn\u00a0Văn   An ") == "Nguyễn Văn An"
+    assert clean_name("Nguye\u0302\u0303n") == "Nguyễn"  # decomposed input is stored composed (NFC)
+    assert clean_name("Ng\u200buyễn\u00adVăn An") == "NguyễnVăn An"  # invisible characters go
+    assert clean_name("H\u2019Hen Niê") == "H'Hen Niê"
+    assert clean_name("Y Moan Ênuôl") == "Y Moan Ênuôl" and clean_name("Kpă Ĕ") == "Kpă Ĕ"
+    for look_alike in ("Nguyễn Văn \u0410n",  # Cyrillic А
+                       "Nguy\u0435n",  # Cyrillic е
+                       "\u039dguyen",  # Greek Ν
+                       "\uff2eguyen",  # full-width Ｎ
+                       "\u0251n",  # Latin alpha ɑ (IPA)
+                       "An 2", "=HYPERLINK", "\u200b"):
+        with pytest.raises(ValueError):
+            clean_name(look_alike)
+
+
+def test_codes_are_ascii_digits_whatever_digits_were_typed() -> None:
+    assert ascii_digits("\u0660\u0660\u0661") == "001"  # Arabic-Indic
+    assert ascii_digits("\uff10\uff10\uff11") == "001"  # full width
+    assert ascii_digits(" 001\u200b ") == "001"
+    assert normalize_phone("\uff10\uff19\uff11\uff12 345 678") == "0912345678"
 
 
 def test_id_province_codes_are_the_63_old_provinces_mapped_to_the_new() -> None:
@@ -59,6 +116,7 @@ def test_names_without_diacritics() -> None:
     assert normalize_name("ĐỖ Thị Ánh-Tuyết") == "do thi anh tuyet"
     assert normalize_name("Nguye\u0302\u0303n") == "nguyen"  # combining marks, as cp1258 writes them
     assert normalize_name("%_") == ""
+    assert normalize_name("Ng\u200buyễn") == "nguyen"
 
 
 def test_phones_and_dates() -> None:

@@ -6,7 +6,6 @@ through the gateway with real tokens, once per session; tests that change data m
 """
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from services.common.locations import communes
 from tests.cases.samples import FORMS, intake
-from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE, OTHER_PROVINCE, Api
+from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE, OTHER_PROVINCE, Api, letters
 from tests.registry.conftest import id_number
 
 COMMUNE_A = DEMO_COMMUNE
@@ -31,7 +30,7 @@ SHARED_NOTE = "Participants: interview on Monday."
 def full_child(commune: str, **overrides: Any) -> dict[str, Any]:
     """A child record with every group of fields filled, so a view that leaks a group shows it."""
     body: dict[str, Any] = {
-        "full_name": f"{SENTINEL_NAME} {uuid.uuid4().hex[:6]}", "sex": "female", "date_of_birth": "2015-03-04",
+        "full_name": f"{SENTINEL_NAME} {letters()}", "sex": "female", "date_of_birth": "2015-03-04",
         "commune_code": commune, "ethnicity": "01", "personal_id": id_number("female", "2015-03-04"),
         "address": "Số 5 ngõ 12 phố Hàng Bạc", "birth_registered": True, "birth_registered_on": "2015-03-20",
         "birth_certificate_number": "123/2015", "school_name": "Trường Tiểu học Hoàn Kiếm",

@@ -9,7 +9,7 @@ import httpx
 
 from services.common.permissions import Action, Role, scope_for
 from tests.cases.samples import intake
-from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE
+from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE, letters
 from tests.security.conftest import COMMUNE_A, COMMUNE_B, SENTINEL_REPORTER, Commune, World
 
 ACTIONS = {
@@ -135,7 +135,7 @@ async def test_a_case_cannot_register_a_child_in_another_commune(world: World) -
     client, b = world.client, world.b
     case = await client.post("/cases/v1/cases", json=intake(COMMUNE_B), headers=b.officer)
     assert case.status_code == 201, case.text
-    name = f"Lê Thị Chuyển {uuid.uuid4().hex[:6]}"
+    name = f"Lê Thị Chuyển {letters()}"
     elsewhere = await client.post(f"/cases/v1/cases/{case.json()['id']}/link-child", headers=b.officer | {
         "If-Match": case.headers["etag"]}, json={"new_child": {"full_name": name, "sex": "female",
                                                                "date_of_birth": "2016-01-01",
