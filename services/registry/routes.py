@@ -77,6 +77,9 @@ def child_response(view: dict[str, Any], child: Child, status_code: int = 200,
                              **(headers or {})})
 
 
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 # --- children --------------------------------------------------------------------------------------------------
 
 
@@ -140,8 +143,12 @@ async def list_children(
     return Response(dump_json({"items": items, "next_cursor": next_cursor}), media_type="application/json")
 
 
-@router.get("/children/export", tags=["children"], responses=problem_responses(400, 401, 403, 404, 422, 503),
-            response_class=PlainResponse, summary="A commune's children as CSV or XLSX")
+@router.get("/children/export", tags=["children"], response_class=PlainResponse,
+            responses={**problem_responses(400, 401, 403, 404, 422, 503), 200: {
+                "description": "The children as CSV (`format=csv`) or XLSX (`format=xlsx`)",
+                "content": {"text/csv": {"schema": {"type": "string"}},
+                            XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+            summary="A commune's children as CSV or XLSX")
 async def export_children_list(
     session: DbSession, subject: Exporter, commune_code: Annotated[str, Query(pattern=r"^[0-9]{5}$")],
     format: Literal["csv", "xlsx"] = "csv",
@@ -150,8 +157,7 @@ async def export_children_list(
 ) -> PlainResponse:
     children = await service.export_rows(session, subject, commune_code)
     content = await anyio.to_thread.run_sync(export_children, children, format, labels, service.today())
-    media = "text/csv; charset=utf-8" if format == "csv" else \
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    media = "text/csv; charset=utf-8" if format == "csv" else XLSX_MEDIA_TYPE
     return PlainResponse(content, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="children-{commune_code}.{format}"'})
 
@@ -262,8 +268,10 @@ async def get_import(session: DbSession, subject: Importer, job_id: uuid.UUID) -
     return import_view(job)
 
 
-@router.get("/imports/{job_id}/errors", tags=["imports"], responses=problem_responses(400, 401, 403, 404, 422, 503),
-            response_class=PlainResponse, summary="The row-by-row error report, as CSV")
+@router.get("/imports/{job_id}/errors", tags=["imports"], response_class=PlainResponse,
+            responses={**problem_responses(400, 401, 403, 404, 422, 503), 200: {
+                "description": "One line per refused row", "content": {"text/csv": {"schema": {"type": "string"}}}}},
+            summary="The row-by-row error report, as CSV")
 async def get_import_errors(session: DbSession, subject: Importer, job_id: uuid.UUID) -> PlainResponse:
     job = await imports.job_for(session, subject, job_id)
     if job is None:

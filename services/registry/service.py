@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.age import birth_month
 from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
-from services.common.db import Database
+from services.common.db import Database, UnitOfWorkSession
 from services.common.errors import (
     BadRequest,
     Conflict,
@@ -342,7 +342,8 @@ async def refuse_same_personal_id(session: AsyncSession, subject: Subject, child
     existing = (await session.execute(select(Child.id, Child.province_code).where(
         Child.personal_id == child.personal_id, Child.merged_into_id.is_(None)))).first()
     if existing is not None:
-        async with AsyncSession(session.bind) as trace:
+        # A session of the kit's kind, so the audit line it holds is written with its commit.
+        async with AsyncSession(session.bind, sync_session_class=UnitOfWorkSession) as trace:
             await audit.record(trace, subject, "duplicate_refused", "child", str(existing.id),
                                purpose="personal_id", detail={"attempted_commune": child.commune_code,
                                                               "route_to_province": existing.province_code})

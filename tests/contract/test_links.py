@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from scripts.stack import ROOT, SERVICES, Stack
-from tests.helpers import DEMO_COMMUNE, Api
+from tests.helpers import DEMO_COMMUNE, Api, letters
 
 PUBLISHED = ("registry", "cases", "reporting")  # each under /<name> at the gateway
 
@@ -38,7 +38,7 @@ async def test_a_new_case_location_answers_through_the_gateway(api: Api) -> None
 async def test_a_new_child_and_an_import_link_answer_through_the_gateway(api: Api) -> None:
     officer = await api.as_demo("child_protection_officer")
     created = await api.client.post("/registry/v1/children", headers=officer, json={
-        "full_name": f"Nguyễn Thị Liên {uuid.uuid4().hex[:6]}", "sex": "female", "date_of_birth": "2016-05-01",
+        "full_name": f"Nguyễn Thị Liên {letters()}", "sex": "female", "date_of_birth": "2016-05-01",
         "commune_code": DEMO_COMMUNE})
     assert created.status_code == 201, created.text
     for header in ("location", "content-location"):
