@@ -17,13 +17,24 @@ from scripts.stack import ROOT, SERVICES, Stack, free_port
 
 
 class EchoUpstream:
-    """A stand-in service that answers with the headers it received; `/slow` waits before answering."""
+    """A stand-in service that answers with the headers it received; `/slow` waits before answering, `/redirect`
+    answers 307 to its own address. `calls` counts the requests it received."""
 
     def __init__(self) -> None:
+        upstream = self
+        self.calls = 0
+
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
+                upstream.calls += 1
                 if self.path.startswith("/slow"):
                     time.sleep(3)
+                if self.path.startswith("/redirect"):
+                    self.send_response(307)
+                    self.send_header("location", f"{upstream.url}/elsewhere")
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 length = int(self.headers.get("content-length") or 0)
                 body = json.dumps({"headers": {k.lower(): v for k, v in self.headers.items()},
                                    "path": self.path, "body_bytes": len(self.rfile.read(length))}).encode()
@@ -54,15 +65,18 @@ def echo_upstream() -> Iterator[EchoUpstream]:
 def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(overrides: dict[str, str]) -> str:
+    def start(overrides: dict[str, str], *, forwarded_from_loopback: bool = False) -> str:
+        """Another gateway on the same database. `forwarded_from_loopback`: believe X-Forwarded-For from 127.0.0.1,
+        as behind a reverse proxy on the same host, so a test can speak from several client addresses."""
         port = free_port()
         gateway = next(s for s in SERVICES if s.name == "gateway")
         env = os.environ | stack.env_for(gateway) | {"GATEWAY_PORT": str(port), "GATEWAY_SEED_DEMO_USERS": "false"}
         env |= overrides
         log = (ROOT / "var" / "test-logs" / f"extra-gateway-{port}.log").open("ab")
+        proxy_headers = ["--forwarded-allow-ips", "127.0.0.1"] if forwarded_from_loopback else ["--no-proxy-headers"]
         process = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
                                     "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-                                    "--no-proxy-headers"],
+                                    *proxy_headers],
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
