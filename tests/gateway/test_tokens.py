@@ -70,18 +70,6 @@ async def test_wrong_password_and_unknown_user_look_the_same(api: Api) -> None:
     assert wrong.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_repeated_failures_lock_the_account(api: Api) -> None:
-    await api.commune_user("child_protection_officer")
-    username = next(name for name in api.tokens if name.startswith("u"))
-    for _ in range(5):
-        response = await api.client.post("/auth/token", data={"grant_type": "password", "username": username,
-                                                              "password": "wrong-password"})
-        assert response.status_code == 401
-    locked = await api.client.post("/auth/token", data={"grant_type": "password", "username": username,
-                                                        "password": "wrong-password"})
-    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
-
-
 async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
     first = (await api.client.post("/auth/token", data={"grant_type": "password", "username": "demo-admin",
                                                         "password": "demo"})).json()
