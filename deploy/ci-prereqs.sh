@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Tools the deployment tests need that do not come from pyproject.toml: a compose client to validate
-# docker-compose.yml offline. Idempotent and quiet: does nothing when a client already works.
+# Tools the tests need that do not come from pyproject.toml: a compose client to validate docker-compose.yml
+# offline, and Debian's Chromium for the browser test of the sign-in page (driven by Playwright, which downloads
+# no browser of its own). Idempotent and quiet: installs with apt only what is missing.
 set -euo pipefail
 
-if docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1; then
+missing=()
+if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/null 2>&1; then
+    missing+=(docker-compose)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    missing+=(chromium)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ci-prereqs: no compose client and no apt-get; install docker-compose by hand" >&2
+    echo "ci-prereqs: missing ${missing[*]} and no apt-get; install them by hand" >&2
     exit 1
 fi
 SUDO=""
@@ -16,5 +24,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-docker-compose version >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for tool in "${missing[@]}"; do
+    case "$tool" in
+        docker-compose) docker-compose version >/dev/null ;;
+        chromium) /usr/bin/chromium --version >/dev/null ;;
+    esac
+done
