@@ -69,6 +69,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     _metrics_listener(settings)],
         on_shutdown=[stop],
         metrics_from_loopback=False,
+        # The proxy passes queries on to the services, which refuse unknown ones; OAuth endpoints must ignore them
+        # (RFC 6749 section 3.1).
+        refuse_unknown_query=False,
     )
     # A path that differs by a trailing slash is not found: no redirect, whose Location would echo the Host header.
     app.router.redirect_slashes = False
