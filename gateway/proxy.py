@@ -47,8 +47,9 @@ STREAM_READ_TIMEOUT = 60.0  # between chunks of a long answer already under way 
 
 @dataclass
 class CircuitBreaker:
-    """Per service: after `threshold` timeouts or refused connections in a row, calls are refused at once for
-    `open_seconds`; then one call goes through, and its success closes the breaker again."""
+    """Per service: after `threshold` timeouts in a row, calls are refused at once for `open_seconds`; then one call
+    goes through, and its success closes the breaker again. A refused connection is not counted: it fails at once
+    anyway, and counting it would keep a restarted service unreachable for `open_seconds` more."""
 
     threshold: int
     open_seconds: float
@@ -84,6 +85,12 @@ class Proxy:
         self.upstreams, self.timeouts = upstreams, timeouts
         self.breakers = {name: CircuitBreaker(breaker_failures, breaker_open_seconds) for name in upstreams}
         self.session: aiohttp.ClientSession | None = None
+
+    def budget(self, service: str, path: str) -> float:
+        """The time budget of this route: its longest configured prefix (`service/...`), else its service's."""
+        route = path.strip("/")
+        matches = [key for key in self.timeouts if route == key or route.startswith(key + "/")]
+        return self.timeouts[max(matches, key=len)] if matches else self.timeouts[service]
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -123,7 +130,7 @@ class Proxy:
         if wait:
             raise ServiceUnavailable(f"the {service} service is not answering; retry shortly",
                                      headers={"Retry-After": str(int(wait) + 1)})
-        budget = self.timeouts[service]
+        budget = self.budget(service, request.url.path)
         try:
             # The budget runs until the answer starts; a long answer then streams with its own read timeout.
             async with asyncio.timeout(budget):
@@ -138,7 +145,6 @@ class Proxy:
             raise ServiceUnavailable(f"the {service} service did not answer in time",
                                      headers={"Retry-After": "5"}) from exc
         except aiohttp.ClientError as exc:
-            breaker.failed()
             logger.warning("upstream unavailable", extra={"upstream": service, "error_type": type(exc).__name__})
             raise ServiceUnavailable(f"the {service} service is unavailable", headers={"Retry-After": "5"}) from exc
         breaker.succeeded()

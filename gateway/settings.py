@@ -84,11 +84,12 @@ class GatewaySettings(ServiceSettings):
     redis_prefix: str = "cp:gateway:"
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 50_000_000
-    # Time budget of a call to a service, until its answer starts; per service: {"reporting": 20}.
+    # Time budget of a call to a service, until its answer starts; per service or route prefix:
+    # {"reporting": 20, "registry/v1/children/export": 60}.
     upstream_timeout_seconds: float = 15.0
     upstream_timeouts_json: str = "{}"
-    # Circuit breaker per service: after this many timeouts or refused connections in a row, answer 503 at once
-    # for `breaker_open_seconds`, then let one call through to try again.
+    # Circuit breaker per service: after this many timeouts in a row, answer 503 at once for
+    # `breaker_open_seconds`, then let one call through to try again.
     breaker_failures: int = 5
     breaker_open_seconds: float = 10.0
     cors_origins: list[str] = Field(default_factory=list)
@@ -113,8 +114,11 @@ class GatewaySettings(ServiceSettings):
 
     @cached_property
     def upstream_timeouts(self) -> dict[str, float]:
-        overrides = {name: float(seconds) for name, seconds in json.loads(self.upstream_timeouts_json).items()}
-        return {name: overrides.get(name, self.upstream_timeout_seconds) for name in self.upstreams}
+        """Time budgets by service (`"registry"`) and by route prefix (`"registry/v1/children/export"`); every
+        service has one."""
+        budgets = {name: self.upstream_timeout_seconds for name in self.upstreams}
+        budgets |= {key.strip("/"): float(seconds) for key, seconds in json.loads(self.upstream_timeouts_json).items()}
+        return budgets
 
     def password_grant_allowed(self, client_id: str | None) -> bool:
         """The password grant is deprecated (RFC 9700 2.4): kept for development and tests, and in production only
