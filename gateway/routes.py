@@ -167,21 +167,22 @@ async def logout(request: Request, session: DbSession, body: RefreshRequest) -> 
 
 
 @router.post("/auth/revoke", status_code=200, tags=["auth"], responses=problem_responses(422, 429, 503),
-             summary="Token revocation (RFC 7009): a refresh or access token; its whole session ends")
+             summary="Token revocation (RFC 7009): a refresh or access token; its whole session ends. An unknown "
+                     "or invalid token answers 200 too (RFC 7009 2.2)")
 async def revoke_token(request: Request, session: DbSession, token: Annotated[str, Form(max_length=4000)],
                        token_type_hint: Annotated[str | None, Form(max_length=50)] = None,
-                       client_id: Annotated[str | None, Form(max_length=100)] = None) -> Response:
+                       client_id: Annotated[str | None, Form(max_length=100)] = None) -> dict[str, str]:
     await limit_address(request)
     service = identity(request)
     if token.count(".") == 2:
         try:
             subject = await request.app.state.verifier.verify(token)
         except Unauthorized:
-            return Response(status_code=200)  # RFC 7009 2.2: an invalid token is no error
+            return {}
         await service.end_session_of_token(session, subject)
     else:
         await service.logout(session, token)
-    return Response(status_code=200)
+    return {}
 
 
 @router.get("/auth/me", response_model=Me, tags=["auth"], responses=problem_responses(401, 503),

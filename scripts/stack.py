@@ -243,7 +243,7 @@ class Stack:
         for service in SERVICES:
             self.wait_ready(service.name)
 
-    def wait_ready(self, name: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, name: str, timeout: float = 90.0) -> None:  # generous: CI machines are shared
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             process = self.processes.get(name)

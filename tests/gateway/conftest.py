@@ -61,8 +61,10 @@ def echo_upstream() -> Iterator[EchoUpstream]:
     upstream.server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
+    """Start another gateway; they stop when the test module ends, and each keeps a small connection pool (the
+    PostgreSQL of a CI machine is shared by every test run on it)."""
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(overrides: dict[str, str], *, forwarded_from_loopback: bool = False) -> str:
@@ -70,7 +72,8 @@ def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
         as behind a reverse proxy on the same host, so a test can speak from several client addresses."""
         port = free_port()
         gateway = next(s for s in SERVICES if s.name == "gateway")
-        env = os.environ | stack.env_for(gateway) | {"GATEWAY_PORT": str(port), "GATEWAY_SEED_DEMO_USERS": "false"}
+        env = os.environ | stack.env_for(gateway) | {"GATEWAY_PORT": str(port), "GATEWAY_SEED_DEMO_USERS": "false",
+                                                     "GATEWAY_DATABASE_POOL_SIZE": "3"}
         env |= overrides
         log = (ROOT / "var" / "test-logs" / f"extra-gateway-{port}.log").open("ab")
         proxy_headers = ["--forwarded-allow-ips", "127.0.0.1"] if forwarded_from_loopback else ["--no-proxy-headers"]
@@ -80,10 +83,12 @@ def extra_gateway(stack: Stack) -> Iterator[Callable[[dict[str, str]], str]]:
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: CI machines are shared and loaded
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"extra gateway exited with {process.returncode}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     return url
             except httpx.HTTPError:
                 time.sleep(0.1)
