@@ -18,6 +18,7 @@ from gateway.ratelimit import Limiter, MemoryRateLimiter, RedisRateLimiter
 from gateway.routes import router
 from gateway.service import Identity, seed_demo_users
 from gateway.settings import GatewaySettings
+from gateway.vocabularies import vocabularies_router
 from services.common.app import create_service_app
 from services.common.auth import RevocationList, TokenVerifier
 
@@ -62,7 +63,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The one public entry: sign-in, tokens, and every service's API under its prefix.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[pages.router, router],  # the proxy's catch-all route comes last
+        # Before `router`: its catch-all /{service}/{path} would take /v1/vocabularies and the sign-in page.
+        routers=[vocabularies_router(), pages.router, router],
         on_startup=[start],
         own_docs=False,
         background=[lambda app, stop: app.state.keyring.reload_periodically(stop), _housekeeping,

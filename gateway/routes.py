@@ -98,7 +98,7 @@ def _session_tokens(request: Request, user: Any, session_id: uuid.UUID, refresh_
              responses=TOKEN_PROBLEMS,
              summary="The token endpoint: authorization code (with PKCE), refresh token, client credentials, and "
                      "the deprecated password grant")
-async def issue_token(
+async def token(
     request: Request,
     session: DbSession,
     grant_type: Annotated[str, Form(max_length=50)],
@@ -152,7 +152,7 @@ async def issue_token(
 @router.post("/auth/refresh", response_model=TokenResponse, response_model_exclude_none=True, tags=["auth"],
              responses=problem_responses(401, 409, 422, 429, 503),
              summary="Trade a refresh token for new tokens; the old refresh token stops working")
-async def refresh_session(request: Request, session: DbSession, body: RefreshRequest) -> TokenResponse:
+async def refresh(request: Request, session: DbSession, body: RefreshRequest) -> TokenResponse:
     await limit_address(request)
     user, session_id, new_refresh = await identity(request).refresh(session, body.refresh_token)
     return _session_tokens(request, user, session_id, new_refresh)
@@ -187,7 +187,7 @@ async def revoke_token(request: Request, session: DbSession, token: Annotated[st
 
 @router.get("/auth/me", response_model=Me, tags=["auth"], responses=problem_responses(401, 503),
             summary="Who the token says you are, and what you may do")
-async def who_am_i(subject: Caller) -> Me:
+async def me(subject: Caller) -> Me:
     permissions = {action.value: scope.value for action, scope in PERMISSIONS[subject.role].items()
                    if subject.can(action)}
     return Me(id=subject.id, name=subject.name, role=subject.role, agency=subject.agency,
@@ -230,7 +230,7 @@ async def list_revocations(request: Request) -> Response:
 
 
 @router.get("/.well-known/jwks.json", tags=["auth"], summary="Public keys that verify access and ID tokens")
-async def signing_keys(request: Request, response: Response) -> dict[str, Any]:
+async def jwks(request: Request, response: Response) -> dict[str, Any]:
     response.headers["cache-control"] = "public, max-age=60"
     keyring: KeyRing = request.app.state.keyring
     return keyring.jwks()
