@@ -74,7 +74,10 @@ def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollect
     extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config(),
                           f"{s.env_prefix}OTEL_EXPORTER_ENDPOINT": trace_collector.endpoint} for s in SERVICES}
     extra_env["reporting"]["REPORTING_FEED_IDLE_SECONDS"] = "0.2"
-    extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}
+    # Access tokens are cached for the whole session by the fixtures; a loaded CI machine can take longer than the
+    # default 15 minutes for the suite, so the test system's tokens live an hour.
+    extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000",
+                             "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "3600"}
     if local_redis_answers():  # the rate limits shared by replicas, as in production
         extra_env["gateway"] |= {"GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_REDIS_PREFIX": f"cp-test-{RUN_ID}:"}
     running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
