@@ -76,6 +76,7 @@ class SignIn:
     state: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     scope: str = "openid profile"
+    enrolment_code: str = ""  # the TOTP code that confirmed the enrolment (a replay test sends it again)
 
     def params(self, **overrides: Any) -> dict[str, str]:
         params = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
@@ -127,7 +128,8 @@ async def enrol(flow: SignIn, username: str, password: str) -> tuple[str, list[s
     enrolment = await flow.password(page, username, password)
     assert enrolment.status_code == 200 and 'class="qr"' in enrolment.text, enrolment.text[:500]
     secret = secret_on(enrolment.text)
-    codes_page = await flow.post(enrolment, "/auth/sign-in/enrol", code=code_at(secret))
+    flow.enrolment_code = code_at(secret)
+    codes_page = await flow.post(enrolment, "/auth/sign-in/enrol", code=flow.enrolment_code)
     assert codes_page.status_code == 200, codes_page.text[:500]
     codes = recovery_codes_on(codes_page.text)
     assert len(codes) == 10
