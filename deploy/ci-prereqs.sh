@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Tools the tests need that do not come from pyproject.toml: a compose client to validate docker-compose.yml
-# offline, and stress-ng to load the CPU while proving the suite does not depend on a quiet machine (see
-# docs/operations.md, "CI"). Idempotent and quiet: installs only what is missing.
+# Tools the tests need that do not come from pyproject.toml, installed with apt only when missing (idempotent,
+# quiet):
+# - a compose client, to validate docker-compose.yml offline (there is no Docker engine);
+# - stress-ng, to load the CPU while proving the suite does not depend on a quiet machine (docs/operations.md, "CI");
+# - Debian's Chromium, for the browser test of the sign-in page (driven by Playwright, which downloads no browser);
+# - poppler-utils (pdftoppm), to render the generated PDF papers and reports to pictures in their tests.
 set -euo pipefail
 
 missing=()
@@ -10,6 +13,12 @@ if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/nu
 fi
 if ! command -v stress-ng >/dev/null 2>&1; then
     missing+=(stress-ng)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    missing+=(chromium)
+fi
+if ! command -v pdftoppm >/dev/null 2>&1; then
+    missing+=(poppler-utils)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -25,3 +34,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for tool in "${missing[@]}"; do
+    case "$tool" in
+        docker-compose) docker-compose version >/dev/null ;;
+        chromium) /usr/bin/chromium --version >/dev/null ;;
+        poppler-utils) pdftoppm -v >/dev/null 2>&1 ;;
+    esac
+done

@@ -1,5 +1,9 @@
-"""Forwarding to the services: timeouts, stripped headers, streaming of large answers, and a quick 503 when a
-service is down.
+"""Forwarding to the services: a time budget per service, a circuit breaker, stripped headers, streaming of large
+answers, and a quick 503 when a service is down or hangs.
+
+Nothing of a service's own addressing reaches a client: a redirect from a service (a trailing slash, say) would
+carry its internal address, so the gateway answers 404 instead; a service's own `/openapi.json`, `/docs` and
+`/redoc` (which list internal routes) are not reachable through the gateway, only the combined document is.
 
 The forwarding client is aiohttp's own session: on this machine it carries twice the requests of httpx on the
 aiohttp transport and ten times those of httpx's default transport (../shared/performance.md), and the proxy is
@@ -7,6 +11,8 @@ on every call.
 """
 
 import asyncio
+import time
+from dataclasses import dataclass
 
 import aiohttp
 from fastapi import Request
@@ -34,12 +40,57 @@ STRIPPED_RESPONSE_HEADERS = {
     b"upgrade", b"content-length", b"server", b"date",
 }
 BUFFERED_RESPONSE_BYTES = 256_000
+# Paths of a service that the gateway never forwards (after the service prefix, compared in lower case).
+PRIVATE_FIRST_SEGMENTS = {"internal", "metrics", "openapi.json", "docs", "redoc"}
+STREAM_READ_TIMEOUT = 60.0  # between chunks of a long answer already under way (exports)
+
+
+@dataclass
+class CircuitBreaker:
+    """Per service: after `threshold` timeouts in a row, calls are refused at once for `open_seconds`; then one call
+    goes through, and its success closes the breaker again. A refused connection is not counted: it fails at once
+    anyway, and counting it would keep a restarted service unreachable for `open_seconds` more."""
+
+    threshold: int
+    open_seconds: float
+    failures: int = 0
+    open_until: float = 0.0
+    probe_started: float | None = None
+
+    def allow(self) -> float:
+        """0 when a call may go, else the seconds until the next try."""
+        if self.failures < self.threshold:
+            return 0.0
+        now = time.monotonic()
+        if now < self.open_until:
+            return self.open_until - now
+        if self.probe_started is not None and now < self.probe_started + self.open_seconds:
+            return 1.0  # half open, and a probe is under way (a probe that never ends is retried after a while)
+        self.probe_started = now
+        return 0.0
+
+    def succeeded(self) -> None:
+        self.failures, self.probe_started = 0, None
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.probe_started = None
+        if self.failures >= self.threshold:
+            self.open_until = time.monotonic() + self.open_seconds
 
 
 class Proxy:
-    def __init__(self, upstreams: dict[str, str], timeout: float):
-        self.upstreams, self.timeout = upstreams, timeout
+    def __init__(self, upstreams: dict[str, str], timeouts: dict[str, float], breaker_failures: int = 5,
+                 breaker_open_seconds: float = 10.0):
+        self.upstreams, self.timeouts = upstreams, timeouts
+        self.breakers = {name: CircuitBreaker(breaker_failures, breaker_open_seconds) for name in upstreams}
         self.session: aiohttp.ClientSession | None = None
+
+    def budget(self, service: str, path: str) -> float:
+        """The time budget of this route: its longest configured prefix (`service/...`), else its service's."""
+        route = path.strip("/")
+        matches = [key for key in self.timeouts if route == key or route.startswith(key + "/")]
+        return self.timeouts[max(matches, key=len)] if matches else self.timeouts[service]
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -57,7 +108,7 @@ class Proxy:
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         rest = raw_path.decode("latin-1").split("/", 2)[2] if raw_path.count(b"/") >= 2 else ""
         segments = [s.lower() for s in request.url.path.split("/")[2:]]
-        if any(s in (".", "..") for s in segments) or (segments and segments[0] in ("internal", "metrics")):
+        if any(s in (".", "..") for s in segments) or (segments and segments[0] in PRIVATE_FIRST_SEGMENTS):
             raise NotFound("no such route")
         query = request.scope.get("query_string", b"").decode("latin-1")
         return URL(f"{self.upstreams[service]}/{rest}" + (f"?{query}" if query else ""), encoded=True)
@@ -74,18 +125,33 @@ class Proxy:
             headers["x-forwarded-for"] = request.client.host
         headers["x-forwarded-proto"] = request.url.scheme
         inject(headers)  # the trace continues in the service when tracing is on; a no-op otherwise
+        breaker = self.breakers[service]
+        wait = breaker.allow()
+        if wait:
+            raise ServiceUnavailable(f"the {service} service is not answering; retry shortly",
+                                     headers={"Retry-After": str(int(wait) + 1)})
+        budget = self.budget(service, request.url.path)
         try:
-            upstream = await self.session.request(
-                request.method, url, headers=headers, data=body or None, allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, connect=1.0, sock_read=self.timeout),
-            )
+            # The budget runs until the answer starts; a long answer then streams with its own read timeout.
+            async with asyncio.timeout(budget):
+                upstream = await self.session.request(
+                    request.method, url, headers=headers, data=body or None, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, connect=min(1.0, budget),
+                                                  sock_read=STREAM_READ_TIMEOUT),
+                )
         except TimeoutError as exc:
-            logger.warning("upstream timeout", extra={"upstream": service})
+            breaker.failed()
+            logger.warning("upstream timeout", extra={"upstream": service, "budget_seconds": budget})
             raise ServiceUnavailable(f"the {service} service did not answer in time",
                                      headers={"Retry-After": "5"}) from exc
         except aiohttp.ClientError as exc:
             logger.warning("upstream unavailable", extra={"upstream": service, "error_type": type(exc).__name__})
             raise ServiceUnavailable(f"the {service} service is unavailable", headers={"Retry-After": "5"}) from exc
+        breaker.succeeded()
+        if 300 <= upstream.status < 400 and upstream.status != 304:
+            # A service's redirect names its internal address (and a Host it was given): never pass one on.
+            upstream.release()
+            raise NotFound("no such route")
         raw_headers = [(k.lower(), v) for k, v in upstream.raw_headers if k.lower() not in STRIPPED_RESPONSE_HEADERS]
         if upstream.content_length is not None and upstream.content_length <= BUFFERED_RESPONSE_BYTES:
             # Small answers (nearly all JSON) are cheaper to pass on whole than as a stream.

@@ -1,36 +1,49 @@
-"""Identity logic: signing keys, passwords, tokens, service accounts, and user administration."""
+"""Identity logic: passwords, sessions and their tokens, service accounts, and user administration."""
 
-import asyncio
-import contextlib
 import hashlib
 import secrets
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, select, text, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import AdminAuditEntry, RefreshToken, ServiceClient, SigningKeyRecord, User, utcnow
+from gateway.keys import VERIFIER_LEEWAY_SECONDS, KeyRing
+from gateway.models import (
+    AdminAuditEntry,
+    AuthorizationCode,
+    AuthorizationRequest,
+    RecoveryCode,
+    RefreshToken,
+    RevokedSession,
+    ServiceClient,
+    User,
+)
 from gateway.schemas import UserCreate, UserRead, UserUpdate
 from gateway.settings import GatewaySettings
+from gateway.text import normalise_username
+from gateway.throttle import LoginThrottle
 from services.common import tokens
 from services.common.auth import Jurisdiction, Subject
+from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.errors import Conflict, NotFound, TooManyRequests, Unauthorized, UnprocessableContent
+from services.common.errors import Conflict, NotFound, Unauthorized, UnprocessableContent
 from services.common.logging import get_logger
-from services.common.permissions import ROLE_AGENCY, ROLE_JURISDICTION_LEVELS, Agency, Role
+from services.common.pagination import CursorText, Keyset
+from services.common.permissions import ROLE_AGENCY, ROLE_JURISDICTION_LEVELS, Agency, Role, allowed_agencies
 
 logger = get_logger("identity")
 hasher = PasswordHasher()
 # Verified against when the username is unknown, so a miss costs as long as a wrong password.
 _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
-KEYRING_LOCK_KEY = 0x6B_65_79
-KEYS_PUBLISHED = 2  # the current key and the previous one: a rotation logs no one out
+LOCK_NOT_AVAILABLE = "55P03"
+USERS = Keyset[User](columns=(User.username,), types=(CursorText,), key=lambda user: (user.username,))
 
 
 async def hash_password(password: str) -> str:
@@ -51,94 +64,31 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class KeyRing:
-    """The signing keys, newest first. Kept in the gateway database so every replica signs with the same key."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.keys: list[tokens.SigningKey] = []
-        self.loaded_at = 0.0
-        self._lock = asyncio.Lock()
-
-    @property
-    def current(self) -> tokens.SigningKey:
-        return self.keys[0]
-
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [key.public_jwk() for key in self.keys[:KEYS_PUBLISHED]]}
-
-    def public_keys(self) -> dict[str, dict[str, Any]]:
-        return {key.kid: key.public_jwk() for key in self.keys[:KEYS_PUBLISHED]}
-
-    async def get(self, kid: str | None) -> dict[str, dict[str, Any]]:
-        """Verification keys. An unknown key id may come from a rotation on another replica: reload (at most
-        once a second) before refusing it."""
-        if kid not in {key.kid for key in self.keys} and time.monotonic() - self.loaded_at > 1.0:
-            async with self._lock:
-                if time.monotonic() - self.loaded_at > 1.0:
-                    await self.load(create_if_missing=False)
-        return self.public_keys()
-
-    async def load(self, *, create_if_missing: bool = True) -> None:
-        async with self.database.sessionmaker() as session, session.begin():
-            if create_if_missing:
-                # Replicas starting at once: the lock lets exactly one of them generate the first key.
-                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": KEYRING_LOCK_KEY})
-            rows = await self._rows(session)
-            if not rows and create_if_missing:
-                session.add(self._new_record())
-                await session.flush()
-                rows = await self._rows(session)
-        self.keys = [tokens.SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
-        self.loaded_at = time.monotonic()
-
-    async def rotate(self) -> str:
-        async with self.database.sessionmaker() as session, session.begin():
-            record = self._new_record()
-            session.add(record)
-        await self.load()
-        return record.kid
-
-    async def reload_periodically(self, stop: asyncio.Event, every: float = 30.0) -> None:
-        """Other replicas pick up a rotation within `every` seconds and start signing with the new key."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
-            if not stop.is_set():
-                with contextlib.suppress(Exception):
-                    await self.load(create_if_missing=False)
-
-    @staticmethod
-    def _new_record() -> SigningKeyRecord:
-        key = tokens.SigningKey.generate()
-        return SigningKeyRecord(kid=key.kid, private_pem=key.private_pem, created_at=utcnow())
-
-    @staticmethod
-    async def _rows(session: AsyncSession) -> list[SigningKeyRecord]:
-        result = await session.execute(
-            select(SigningKeyRecord).order_by(SigningKeyRecord.created_at.desc()).limit(KEYS_PUBLISHED)
-        )
-        return list(result.scalars())
-
-
 def user_jurisdiction(user: User) -> Jurisdiction:
     return Jurisdiction(level=user.jurisdiction_level, province=user.province_code,  # type: ignore[arg-type]
                         commune=user.commune_code)
 
 
-def user_read(user: User) -> UserRead:
+def user_read(user: User, locked_until: datetime | None = None) -> UserRead:
     return UserRead(id=user.id, username=user.username, display_name=user.display_name,
                     agency=Agency(user.agency), role=Role(user.role), jurisdiction=user_jurisdiction(user),
-                    active=user.active, locked_until=user.locked_until, created_at=user.created_at,
-                    updated_at=user.updated_at)
+                    active=user.active, locked_until=locked_until, mfa_enrolled=user.totp_enrolled_at is not None,
+                    created_at=user.created_at, updated_at=user.updated_at)
+
+
+def user_etag(user: User) -> str:
+    return '"' + hashlib.sha256(f"{user.id}:{user.updated_at.isoformat()}".encode()).hexdigest()[:20] + '"'
 
 
 class Identity:
     def __init__(self, settings: GatewaySettings, database: Database, keyring: KeyRing):
         self.settings, self.database, self.keyring = settings, database, keyring
+        self.throttle = LoginThrottle(settings, database)
+
+    # Tokens ----------------------------------------------------------------------------------------------
 
     def _claims(self, *, sub: str, role: Role, agency: Agency, jurisdiction: Jurisdiction, ttl: int,
-                name: str = "", scope: str | None = None) -> dict[str, Any]:
+                name: str = "", scope: str | None = None, session_id: uuid.UUID | None = None) -> dict[str, Any]:
         now = tokens.now()
         claims: dict[str, Any] = {
             "iss": self.settings.jwt_issuer, "aud": self.settings.jwt_audience, "sub": sub,
@@ -147,104 +97,162 @@ class Identity:
         }
         if scope is not None:
             claims["scope"] = scope
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return claims
 
-    def access_token_for(self, user: User) -> str:
+    def access_token_for(self, user: User, session_id: uuid.UUID) -> str:
         claims = self._claims(sub=str(user.id), role=Role(user.role), agency=Agency(user.agency),
                               jurisdiction=user_jurisdiction(user), ttl=self.settings.access_token_ttl_seconds,
-                              name=user.display_name)
+                              name=user.display_name, session_id=session_id)
         return tokens.sign(claims, self.keyring.current)
 
-    async def login(self, session: AsyncSession, username: str, password: str) -> User:
-        user = (await session.execute(select(User).where(User.username == username.lower()))).scalar_one_or_none()
-        now = utcnow()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            retry = int((user.locked_until - now).total_seconds()) + 1
-            raise TooManyRequests("too many failed sign-ins; try again later", headers={"Retry-After": str(retry)})
+    def mfa_required(self, user: User) -> bool:
+        return Role(user.role) in self.settings.mfa_required_roles or user.totp_enrolled_at is not None
+
+    # Sign-in ---------------------------------------------------------------------------------------------
+
+    async def login(self, session: AsyncSession, username: str, password: str, address: str) -> User:
+        """The user whose password this is. Throttled per username and address; the same answers whether or not
+        the username exists (the throttle counts unknown usernames too, and a miss costs a password check)."""
+        name = normalise_username(username)
+        if name is None:
+            await password_matches(_DUMMY_HASH, password)
+            raise Unauthorized("wrong username or password")
+        blocked = await self.throttle.check(session, name, address)
+        if blocked is not None:
+            raise blocked.error(utcnow())
+        user = (await session.execute(select(User).where(User.username == name))).scalar_one_or_none()
         matches = await password_matches(user.password_hash if user else _DUMMY_HASH, password)
         if user is None or not matches or not user.active:
-            if user is not None and not matches:
-                await self._record_failure(user.id)
+            await self.throttle.failed(name, address)
             raise Unauthorized("wrong username or password")
-        user.failed_logins = 0
-        user.locked_until = None
+        await self.throttle.succeeded(session, name, address)
         return user
 
-    async def _record_failure(self, user_id: uuid.UUID) -> None:
-        # Its own transaction, as one atomic update: the request's unit of work rolls back when sign-in fails,
-        # and concurrent failures must all count.
-        reached = User.failed_logins + 1 >= self.settings.login_max_failures
-        lock_until = utcnow() + timedelta(seconds=self.settings.login_lock_seconds)
-        async with self.database.sessionmaker() as session, session.begin():
-            locked = await session.scalar(
-                update(User).where(User.id == user_id)
-                .values(failed_logins=case((reached, 0), else_=User.failed_logins + 1),
-                        locked_until=case((reached, lock_until), else_=User.locked_until))
-                .returning(User.locked_until)
-            )
-        if locked is not None and locked >= lock_until - timedelta(seconds=1):
-            logger.warning("account locked", extra={"user_id": str(user_id)})
+    async def open_session(self, session: AsyncSession, user: User,
+                           client_id: str | None = None) -> tuple[uuid.UUID, str]:
+        """A new sign-in session: its id (the access tokens' `sid`) and its first refresh token."""
+        session_id = uuid.uuid4()
+        return session_id, await self._new_refresh_token(session, user, session_id, client_id)
 
-    async def new_refresh_token(self, session: AsyncSession, user: User, family_id: uuid.UUID | None = None) -> str:
+    async def _new_refresh_token(self, session: AsyncSession, user: User, family_id: uuid.UUID,
+                                 client_id: str | None) -> str:
         token = secrets.token_urlsafe(32)
         session.add(RefreshToken(
-            user_id=user.id, family_id=family_id or uuid.uuid4(), token_hash=hash_refresh_token(token),
+            user_id=user.id, family_id=family_id, client_id=client_id, token_hash=hash_refresh_token(token),
             expires_at=utcnow() + timedelta(seconds=self.settings.refresh_token_ttl_seconds),
         ))
         await session.flush()
         return token
 
-    async def refresh(self, session: AsyncSession, token: str) -> tuple[User, str]:
+    async def refresh(self, session: AsyncSession, token: str,
+                      client_id: str | None = None) -> tuple[User, uuid.UUID, str]:
+        """Rotate a refresh token: (user, session id, new refresh token).
+
+        Of two requests with the same token at the same moment, the first takes the row lock and wins; the other
+        is refused at once (409, no wait) and the session goes on. A rotated token presented later is a copy in
+        someone else's hands: the whole session ends (RFC 9700 4.14.2)."""
         token_hash = hash_refresh_token(token)
         now = utcnow()
-        # One conditional update: of two concurrent refreshes with the same token, exactly one wins.
-        rotated = (await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == token_hash, RefreshToken.rotated_at.is_(None),
-                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
-            .values(rotated_at=now)
-            .returning(RefreshToken.user_id, RefreshToken.family_id)
-        )).first()
-        if rotated is None:
-            reused_family = await session.scalar(
-                select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash,
-                                                     RefreshToken.rotated_at.is_not(None),
-                                                     RefreshToken.revoked_at.is_(None))
-            )
-            if reused_family is not None:
-                # A rotated token came back: someone holds a copy. End the whole family.
-                await self._revoke_family_now(reused_family)
-                logger.warning("refresh token reuse", extra={"family_id": str(reused_family)})
-            raise Unauthorized("refresh token is not valid")
-        user = await session.get(User, rotated.user_id)
+        try:
+            record = (await session.execute(
+                select(RefreshToken).where(RefreshToken.token_hash == token_hash, RefreshToken.rotated_at.is_(None),
+                                           RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+                .with_for_update(nowait=True)
+            )).scalar_one_or_none()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise Conflict("this refresh token is being used by another request at this moment; use the tokens "
+                           "that request receives", error="invalid_grant") from exc
+        if record is None:
+            reused = (await session.execute(
+                select(RefreshToken.user_id, RefreshToken.family_id).where(
+                    RefreshToken.token_hash == token_hash, RefreshToken.rotated_at.is_not(None),
+                    RefreshToken.revoked_at.is_(None))
+            )).first()
+            if reused is not None:
+                # A rotated token came back: someone holds a copy. End the whole session.
+                await self._end_sessions_now(reused.user_id, [reused.family_id], "refresh_reuse")
+                logger.warning("refresh token reuse", extra={"family_id": str(reused.family_id)})
+            raise Unauthorized("refresh token is not valid", error="invalid_grant")
+        if client_id is not None and record.client_id is not None and record.client_id != client_id:
+            raise Unauthorized("refresh token is not valid", error="invalid_grant")
+        record.rotated_at = now
+        user = await session.get(User, record.user_id)
         if user is None or not user.active:
-            raise Unauthorized("refresh token is not valid")
-        return user, await self.new_refresh_token(session, user, rotated.family_id)
-
-    async def _revoke_family_now(self, family_id: uuid.UUID) -> None:
-        async with self.database.sessionmaker() as session, session.begin():
-            await session.execute(
-                update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+            raise Unauthorized("refresh token is not valid", error="invalid_grant")
+        new_token = await self._new_refresh_token(session, user, record.family_id, record.client_id)
+        return user, record.family_id, new_token
 
     async def logout(self, session: AsyncSession, token: str) -> None:
         record = (await session.execute(
             select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
         )).scalar_one_or_none()
         if record is not None:
+            await self.end_sessions(session, record.user_id, [record.family_id], "logout")
+
+    async def end_sessions(self, session: AsyncSession, user_id: uuid.UUID, family_ids: list[uuid.UUID] | None,
+                           reason: str) -> None:
+        """End sessions (all of the user's when `family_ids` is None): their refresh tokens stop working at once
+        and their access tokens are refused everywhere within seconds (the revocation list)."""
+        condition = RefreshToken.user_id == user_id
+        if family_ids is not None:
+            condition = condition & RefreshToken.family_id.in_(family_ids)
+        now = utcnow()
+        # Sessions that issued an access token recently enough for it to be valid still.
+        recent_after = now - timedelta(seconds=self.settings.access_token_ttl_seconds + VERIFIER_LEEWAY_SECONDS)
+        live = (await session.execute(
+            select(RefreshToken.family_id).where(condition).group_by(RefreshToken.family_id)
+            .having(func.max(RefreshToken.created_at) > recent_after)
+        )).scalars().all()
+        await session.execute(update(RefreshToken).where(condition, RefreshToken.revoked_at.is_(None))
+                              .values(revoked_at=now))
+        if live:
+            expires = now + timedelta(seconds=self.settings.access_token_ttl_seconds + 2 * VERIFIER_LEEWAY_SECONDS)
             await session.execute(
-                update(RefreshToken).where(RefreshToken.family_id == record.family_id,
-                                           RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
+                insert(RevokedSession).values([
+                    {"session_id": sid, "user_id": user_id, "reason": reason, "revoked_at": now,
+                     "expires_at": expires} for sid in live
+                ]).on_conflict_do_nothing(index_elements=[RevokedSession.session_id])
             )
+
+    async def end_session_of_token(self, session: AsyncSession, subject: Subject) -> None:
+        """RFC 7009 revocation of an access token: its whole session ends."""
+        if subject.session_id:
+            user_id = uuid.UUID(subject.id)
+            await self.end_sessions(session, user_id, [uuid.UUID(subject.session_id)], "logout")
+
+    async def _end_sessions_now(self, user_id: uuid.UUID, family_ids: list[uuid.UUID], reason: str) -> None:
+        # Its own transaction: the request's unit of work rolls back, because the request fails.
+        async with self.database.sessionmaker() as session, session.begin():
+            await self.end_sessions(session, user_id, family_ids, reason)
+
+    async def revoked_session_ids(self) -> list[str]:
+        async with self.database.sessionmaker() as session:
+            rows = await session.execute(select(RevokedSession.session_id).where(RevokedSession.expires_at > utcnow()))
+            return [str(sid) for sid in rows.scalars()]
+
+    async def forget_expired(self) -> None:
+        """Housekeeping: revocations whose tokens have all expired, and old throttle counts."""
+        async with self.database.sessionmaker() as session, session.begin():
+            now = utcnow()
+            await session.execute(delete(RevokedSession).where(RevokedSession.expires_at < now - timedelta(hours=1)))
+            await session.execute(delete(AuthorizationRequest)
+                                  .where(AuthorizationRequest.expires_at < now - timedelta(hours=1)))
+            await session.execute(delete(AuthorizationCode)
+                                  .where(AuthorizationCode.expires_at < now - timedelta(days=1)))
+        await self.throttle.forget_old()
+
+    # Service accounts ------------------------------------------------------------------------------------
 
     async def client_credentials(self, session: AsyncSession, client_id: str, secret: str,
                                  requested: set[str]) -> tuple[str, str]:
-        client = await session.get(ServiceClient, client_id)
+        client = await session.get(ServiceClient, client_id) if len(client_id) <= 100 else None
         matches = await password_matches(client.secret_hash if client else _DUMMY_HASH, secret)
         if client is None or not client.active or not matches:
-            raise Unauthorized("client authentication failed")
+            raise Unauthorized("client authentication failed", error="invalid_client")
         granted = set(client.scopes) if not requested else requested & set(client.scopes)
         scope = " ".join(sorted(granted))
         claims = self._claims(sub=f"service:{client_id}", role=Role.SERVICE, agency=Agency.SYSTEM,
@@ -270,9 +278,9 @@ class Identity:
 
     # Administration of users -----------------------------------------------------------------------------
 
-    async def _audit(self, session: AsyncSession, actor: Subject, action: str, target: User,
-                     detail: dict[str, Any]) -> None:
-        session.add(AdminAuditEntry(actor_id=actor.id, action=action, target_id=str(target.id), detail=detail))
+    async def audit(self, session: AsyncSession, actor: Subject, action: str, target_id: str | None,
+                    detail: dict[str, Any]) -> None:
+        session.add(AdminAuditEntry(actor_id=actor.id, action=action, target_id=target_id, detail=detail))
         await session.flush()
 
     async def create_user(self, session: AsyncSession, actor: Subject, data: UserCreate) -> User:
@@ -288,67 +296,98 @@ class Identity:
                     password_hash=await hash_password(data.password))
         session.add(user)
         await session.flush()
-        await self._audit(session, actor, "user.create", user,
-                          {"role": user.role, "agency": user.agency, "jurisdiction": data.jurisdiction.model_dump()})
+        await self.audit(session, actor, "user.create", str(user.id),
+                         {"role": user.role, "agency": user.agency, "jurisdiction": data.jurisdiction.model_dump()})
         return user
 
-    async def get_user(self, session: AsyncSession, actor: Subject, user_id: uuid.UUID) -> User:
-        user = await session.get(User, user_id)
+    async def get_user(self, session: AsyncSession, actor: Subject, user_id: uuid.UUID,
+                       *, for_update: bool = False) -> User:
+        query = select(User).where(User.id == user_id)
+        if for_update:
+            # Two admins changing one user at once: the second waits for the first and sees its result.
+            query = query.with_for_update()
+        user = (await session.execute(query)).scalar_one_or_none()
         if user is None or not actor.jurisdiction.contains(user.province_code, user.commune_code):
             raise NotFound("no such user")
         return user
 
-    async def update_user(self, session: AsyncSession, actor: Subject, user_id: uuid.UUID,
-                          data: UserUpdate) -> User:
-        user = await self.get_user(session, actor, user_id)
+    async def update_user(self, session: AsyncSession, actor: Subject, user: User, data: UserUpdate) -> User:
         detail: dict[str, Any] = {}
         role = data.role or Role(user.role)
-        agency = data.agency or (ROLE_AGENCY[role] if data.role else Agency(user.agency))
+        if data.agency is not None:
+            agency = data.agency
+        elif Agency(user.agency) in allowed_agencies(role):
+            agency = Agency(user.agency)
+        else:
+            agency = ROLE_AGENCY[role]
+        if role == Role.SERVICE:
+            raise UnprocessableContent("service accounts are configured, not made here")
+        if agency not in allowed_agencies(role):
+            allowed = ", ".join(a.value for a in allowed_agencies(role))
+            raise UnprocessableContent(f"a {role.value} belongs to {allowed}")
         jurisdiction = data.jurisdiction or user_jurisdiction(user)
         if not actor.jurisdiction.contains(jurisdiction.province, jurisdiction.commune):
             raise NotFound("no such place in your jurisdiction")
-        if jurisdiction.level not in ROLE_JURISDICTION_LEVELS[role] or role == Role.SERVICE:
+        if jurisdiction.level not in ROLE_JURISDICTION_LEVELS[role]:
             raise UnprocessableContent(f"a {role.value} cannot work at {jurisdiction.level} level")
-        if data.jurisdiction is not None:
+        if actor.id == str(user.id) and (role.value != user.role or data.jurisdiction is not None):
+            raise UnprocessableContent("an admin cannot change their own role or jurisdiction")
+        end_sessions = None
+        if data.jurisdiction is not None and jurisdiction != user_jurisdiction(user):
             user.jurisdiction_level = jurisdiction.level
             user.province_code, user.commune_code = jurisdiction.province, jurisdiction.commune
             detail["jurisdiction"] = jurisdiction.model_dump()
+            end_sessions = "jurisdiction_changed"
         if role.value != user.role or agency.value != user.agency:
+            detail["previous"] = {"role": user.role, "agency": user.agency}
             user.role, user.agency = role.value, agency.value
             detail["role"], detail["agency"] = user.role, user.agency
-        if data.display_name is not None:
+            end_sessions = "role_changed"
+        if data.display_name is not None and data.display_name != user.display_name:
             user.display_name = data.display_name
             detail["display_name"] = "changed"
-        if data.active is not None:
+        if data.active is not None and data.active != user.active:
             user.active = data.active
             detail["active"] = data.active
             if not data.active:
-                await self._revoke_all(session, user.id)
+                end_sessions = "deactivated"
         if data.password is not None:
             user.password_hash = await hash_password(data.password)
-            user.locked_until = None
-            user.failed_logins = 0
             detail["password"] = "reset"
-            await self._revoke_all(session, user.id)
-        user.updated_at = datetime.now(UTC)
-        await self._audit(session, actor, "user.update", user, detail)
+            end_sessions = "password_reset"
+            await self.throttle.unlock(session, user.username)
+        if end_sessions:
+            # Tokens carry the role, agency and jurisdiction: old ones must not outlive the change.
+            await self.end_sessions(session, user.id, None, end_sessions)
+            detail["sessions_ended"] = True
+        user.updated_at = utcnow()
+        await self.audit(session, actor, "user.update", str(user.id), detail)
         return user
 
-    async def _revoke_all(self, session: AsyncSession, user_id: uuid.UUID) -> None:
-        await session.execute(
-            update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        )
+    async def unlock_user(self, session: AsyncSession, actor: Subject, user: User) -> None:
+        cleared = await self.throttle.unlock(session, user.username)
+        await self.audit(session, actor, "user.unlock", str(user.id), {"throttle_entries_cleared": cleared})
 
-    async def list_users(self, session: AsyncSession, actor: Subject, after: str | None,
-                         limit: int) -> list[User]:
+    async def reset_mfa(self, session: AsyncSession, actor: Subject, user: User) -> None:
+        """The user lost their authenticator: the factor and its recovery codes go, every session ends, and the
+        next sign-in enrols a new factor."""
+        user.totp_secret = None
+        user.totp_enrolled_at = None
+        user.totp_last_step = None
+        user.updated_at = utcnow()
+        await session.execute(update(RecoveryCode).where(RecoveryCode.user_id == user.id,
+                                                         RecoveryCode.used_at.is_(None)).values(used_at=utcnow()))
+        await self.end_sessions(session, user.id, None, "mfa_reset")
+        await self.audit(session, actor, "user.mfa_reset", str(user.id), {"sessions_ended": True})
+
+    async def list_users(self, session: AsyncSession, actor: Subject, cursor: str | None,
+                         limit: int) -> tuple[list[User], str | None]:
         query = select(User).where(actor.jurisdiction.filter(User.province_code, User.commune_code))
-        if after:
-            query = query.where(User.username > after)
-        return list((await session.execute(query.order_by(User.username).limit(limit))).scalars())
+        rows = (await session.execute(USERS.query(query, cursor, limit))).scalars().all()
+        return USERS.page(rows, limit)
 
 
-DEMO_COMMUNE = "00070"  # Phuong Hoan Kiem, Ha Noi
+DEMO_COMMUNE = "00070"  # Phường Hoàn Kiếm, Hà Nội
 DEMO_PROVINCE = "01"
 
 

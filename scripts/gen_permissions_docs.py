@@ -7,7 +7,14 @@ import sys
 from typing import Any
 
 from scripts.stack import ROOT
-from services.common.permissions import PERMISSIONS, ROLE_AGENCY, ROLE_JURISDICTION_LEVELS, Action, Role, Scope
+from services.common.permissions import (
+    PERMISSIONS,
+    ROLE_JURISDICTION_LEVELS,
+    Action,
+    Role,
+    Scope,
+    allowed_agencies,
+)
 
 TARGET = ROOT / "docs" / "permissions.md"
 SCOPE_TEXT = {
@@ -55,9 +62,10 @@ def render() -> str:
         "",
         "## Roles",
         "",
-        "| role | agency | jurisdiction levels |",
+        "| role | agencies (the first is the default) | jurisdiction levels |",
         "|---|---|---|",
-        *[f"| `{role.value}` | {ROLE_AGENCY[role].value} | {', '.join(ROLE_JURISDICTION_LEVELS[role])} |"
+        *[f"| `{role.value}` | {', '.join(a.value for a in allowed_agencies(role))} | "
+          f"{', '.join(ROLE_JURISDICTION_LEVELS[role])} |"
           for role in roles],
         "",
         "Service accounts (`service`) are further limited to the scopes of their OAuth2 client.",

@@ -71,7 +71,9 @@ Child protection backend is running.
   Gateway:   {gateway}
   API docs:  {gateway}/docs
   Services:  registry {stack.url('registry')}, cases {stack.url('cases')}, reporting {stack.url('reporting')}
-  Demo token (users demo-<role>, password demo):
+  Sign in as an app does (code + PKCE, second factor; users demo-<role>, password demo):
+    .venv/bin/python -m scripts.sign_in --gateway {gateway}
+  Demo token for scripts (the deprecated password grant, development only):
     curl -s -X POST {gateway}/auth/token -d grant_type=password -d username=demo-child_protection_officer \\
          -d password=demo
 Press Ctrl-C to stop.

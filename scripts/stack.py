@@ -41,6 +41,25 @@ SERVICE_SCOPES = {
 }
 
 
+# Public OAuth clients of a development or test system: a web app on the usual dev-server port, the mobile app's
+# custom scheme, and the command-line sign-in (`python -m scripts.sign_in`) on a loopback port of its choosing.
+DEV_OAUTH_CLIENTS = {
+    "cp-web": {"name": "Ứng dụng web (phát triển)",
+               "redirect_uris": ["http://localhost:5173/callback", "http://127.0.0.1:5173/callback"]},
+    "cp-mobile": {"name": "Ứng dụng di động", "redirect_uris": ["vn.gov.baovetreem.app:/oauth2redirect"]},
+    "cp-cli": {"name": "Đăng nhập dòng lệnh", "redirect_uris": ["http://127.0.0.1/callback"]},
+}
+
+
+def local_redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def local_postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -184,6 +203,7 @@ class Stack:
             env["GATEWAY_REPORTING_URL"] = self.url("reporting")
             env["GATEWAY_PUBLIC_URL"] = gateway
             env["GATEWAY_SEED_DEMO_USERS"] = "true" if self.seed_demo else "false"
+            env["GATEWAY_OAUTH_CLIENTS_JSON"] = json.dumps(DEV_OAUTH_CLIENTS)
             env["GATEWAY_SERVICE_CLIENTS_JSON"] = json.dumps(
                 {name: {"secret": secret, "scopes": SERVICE_SCOPES[name]}
                  for name, secret in self.client_secrets.items()}

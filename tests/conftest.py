@@ -20,6 +20,7 @@ from scripts.stack import (
     create_databases,
     drop_databases,
     free_port,
+    local_redis_answers,
     new_client_secrets,
 )
 from tests.collector import TraceCollector
@@ -27,6 +28,7 @@ from tests.helpers import Api
 from tests.idp import ProvinceIdp
 
 RUN_ID = uuid.uuid4().hex[:8]
+REDIS_URL = "redis://127.0.0.1:6379/0"
 # pgserver logs from an atexit hook, after pytest has closed the streams it captured.
 logging.getLogger("pgserver").disabled = True
 
@@ -72,7 +74,12 @@ def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollect
     extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config(),
                           f"{s.env_prefix}OTEL_EXPORTER_ENDPOINT": trace_collector.endpoint} for s in SERVICES}
     extra_env["reporting"]["REPORTING_FEED_IDLE_SECONDS"] = "0.2"
-    extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000"}
+    # Access tokens are cached for the whole session by the fixtures; a loaded CI machine can take longer than the
+    # default 15 minutes for the suite, so the test system's tokens live an hour.
+    extra_env["gateway"] |= {"GATEWAY_RATE_LIMIT_PER_USER": "100000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "100000",
+                             "GATEWAY_ACCESS_TOKEN_TTL_SECONDS": "3600"}
+    if local_redis_answers():  # the rate limits shared by replicas, as in production
+        extra_env["gateway"] |= {"GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_REDIS_PREFIX": f"cp-test-{RUN_ID}:"}
     running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                     client_secrets=new_client_secrets(), environment="development", seed_demo=True,
                     log_dir=ROOT / "var" / "test-logs" / RUN_ID, extra_env=extra_env)

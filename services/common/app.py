@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from services.common.auth import TokenVerifier
+from services.common.auth import RevocationList, TokenVerifier
 from services.common.db import Database
 from services.common.errors import install_error_handlers
 from services.common.feed import events_router
@@ -39,6 +39,7 @@ def create_service_app(
     background: Sequence[BackgroundTask] = (),
     own_docs: bool = True,
     on_shutdown: Sequence[ShutdownHook] = (),
+    metrics_from_loopback: bool = True,
     refuse_unknown_query: bool = True,
 ) -> FastAPI:
     configure_logging(name, settings.log_level, settings.log_format)
@@ -53,6 +54,7 @@ def create_service_app(
         app.state.verifier = TokenVerifier(
             issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_url=settings.jwks_url,
             client=app.state.http, trusted=settings.trusted_issuers,
+            revocations=RevocationList.from_gateway(f"{settings.gateway_url}/auth/revocations", app.state.http),
         )
         for hook in on_startup:
             await hook(app)
@@ -82,7 +84,7 @@ def create_service_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, public_path_prefix=settings.public_path_prefix)
     app.include_router(health_router(migrations_dir))
-    app.include_router(metrics_router(settings.metrics_token))
+    app.include_router(metrics_router(settings.metrics_token, allow_loopback=metrics_from_loopback))
     if outbox is not None:
         app.include_router(events_router(outbox))
     for router in routers:

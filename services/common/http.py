@@ -15,7 +15,7 @@ from services.common.logging import get_logger, request_id_var
 from services.common.metrics import observe_request
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")  # whole value: "$" alone would let a trailing newline in
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -47,7 +47,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         prefix_token = public_path_prefix_var.set(self.public_path_prefix)
         started = time.perf_counter()

@@ -1,7 +1,8 @@
 """Prometheus metrics: request rates and latencies per route, feed lag; services add their own gauges.
 
 `/metrics` answers loopback callers, or callers with `Authorization: Bearer <METRICS_TOKEN>` when that setting is
-set: it is on the public port of the gateway, and route counts are nobody else's business.
+set: route counts are nobody else's business. The gateway, whose reverse proxy makes every caller look like
+loopback, turns the loopback rule off (`allow_loopback=False`) and serves metrics on a port of its own instead.
 """
 
 import hmac
@@ -24,14 +25,14 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     LATENCY.labels(method, route).observe(seconds)
 
 
-def metrics_router(token: str) -> APIRouter:
+def metrics_router(token: str, *, allow_loopback: bool = True) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        allowed = hmac.compare_digest(given, token) if token else (request.client is not None and
-                                                                   request.client.host in LOOPBACK)
+        allowed = hmac.compare_digest(given, token) if token else (allow_loopback and request.client is not None
+                                                                   and request.client.host in LOOPBACK)
         if not allowed:
             raise NotFound("no such route")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

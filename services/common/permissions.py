@@ -80,6 +80,8 @@ class Action(StrEnum):
     CASES_SERVICE_READ = "cases:service_read"
     # gateway
     USER_ADMIN = "user:admin"
+    USER_MFA_RESET = "user:mfa_reset"
+    KEY_ROTATE = "key:rotate"
 
 
 J, INV, OWN, MATCH = Scope.JURISDICTION, Scope.INVOLVED, Scope.OWN, Scope.MATCH
@@ -171,6 +173,9 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     Role.ADMIN: {
         Action.LOCATION_READ: J,
         Action.USER_ADMIN: J,
+        Action.USER_MFA_RESET: J,
+        # The signing key is the whole country's: only a national admin rotates it (checked in the gateway).
+        Action.KEY_ROTATE: J,
     },
     # Service accounts are narrowed further by the scopes of their client (see gateway settings).
     Role.SERVICE: {
@@ -212,3 +217,25 @@ ROLE_AGENCY: dict[Role, Agency] = {
 
 def scope_for(role: Role, action: Action) -> Scope | None:
     return PERMISSIONS.get(role, {}).get(action)
+
+
+# The agencies a user of each role may belong to; the first is the default. The agency decides which cases a user
+# reaches and what it sees of them, so the admin API accepts no other (a police officer's agency is police).
+ROLE_AGENCIES: dict[Role, tuple[Agency, ...]] = {
+    Role.HOTLINE_OPERATOR: (Agency.HOTLINE,),
+    Role.CHILD_PROTECTION_OFFICER: (Agency.PEOPLES_COMMITTEE,),
+    Role.COMMUNE_CHAIRMAN: (Agency.PEOPLES_COMMITTEE,),
+    # Social protection establishments (cơ sở trợ giúp xã hội) act on tasks beside the health departments.
+    Role.HEALTH_OFFICER: (Agency.HEALTH, Agency.SOCIAL_SERVICES),
+    Role.POLICE_OFFICER: (Agency.POLICE,),
+    Role.EDUCATION_OFFICER: (Agency.EDUCATION,),
+    Role.JUSTICE_OFFICER: (Agency.JUSTICE,),
+    Role.PROVINCE_STATISTICIAN: (Agency.STATISTICS,),
+    Role.ADMIN: (Agency.SYSTEM,),
+    Role.SERVICE: (Agency.SYSTEM,),
+}
+
+
+def allowed_agencies(role: Role) -> tuple[Agency, ...]:
+    """The agencies a user of `role` may belong to (a role without its own entry: only its default agency)."""
+    return ROLE_AGENCIES.get(role, (ROLE_AGENCY[role],))

@@ -186,7 +186,8 @@ def test_each_service_gets_what_a_deployment_must_set(name: str, monkeypatch: py
     assert int(env[f"{p}PORT"].value or 0) == service.port
     assert env[f"{p}DATABASE_URL"].secret == (f"{name}-secrets", "database-url")
     assert env[f"{p}JWT_ISSUER"].value == gateway["GATEWAY_PUBLIC_URL"].value
-    for key in url_fields(service) - {f"{p}DATABASE_URL", "GATEWAY_PUBLIC_URL"}:
+    # Stores outside the base (PostgreSQL, the gateways' shared Redis) are the overlay's to name.
+    for key in url_fields(service) - {f"{p}DATABASE_URL", "GATEWAY_PUBLIC_URL", "GATEWAY_REDIS_URL"}:
         url = urlsplit(env[key].value or "")
         target = objects("Service").get(url.hostname or "")
         assert target is not None, f"{name}: {key} names no Service of the base"

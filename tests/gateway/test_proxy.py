@@ -94,13 +94,30 @@ async def test_rate_limits_answer_429_with_retry_after(api: Api,
 
 async def test_cors_allows_only_configured_origins(extra_gateway: Callable[[dict[str, str]], str]) -> None:
     url = extra_gateway({"GATEWAY_CORS_ORIGINS": '["https://app.child-protection.example"]'})
+    origin = "https://app.child-protection.example"
     async with httpx.AsyncClient(base_url=url) as client:
         allowed = await client.options("/auth/token", headers={
-            "Origin": "https://app.child-protection.example", "Access-Control-Request-Method": "POST"})
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
         refused = await client.options("/auth/token", headers={
             "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
-    assert allowed.headers["access-control-allow-origin"] == "https://app.child-protection.example"
+        # Preflights of the services' routes, through the gateway, with the headers a web app sends.
+        proxied = [await client.options(path, headers={
+            "Origin": origin, "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": headers}) for path, method, headers in (
+                ("/registry/v1/children", "GET", "authorization, if-none-match, accept-language"),
+                ("/cases/v1/cases", "POST", "authorization, content-type, idempotency-key, x-request-id"),
+                ("/cases/v1/cases/0b7d2c8e-3f7a-4c1e-9a51-0d7f4f3e2a10/actions/assess", "POST",
+                 "authorization, content-type, if-match, traceparent"),
+                ("/registry/v1/children/0b7d2c8e-3f7a-4c1e-9a51-0d7f4f3e2a10", "PATCH", "authorization, if-match"))]
+        actual = await client.get("/healthz", headers={"Origin": origin})
+    assert allowed.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in refused.headers
+    for preflight in proxied:
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert actual.headers["access-control-allow-origin"] == origin
+    assert "etag" in actual.headers["access-control-expose-headers"].lower()
 
 
 async def test_security_headers_on_every_answer(api: Api) -> None:
