@@ -14,6 +14,7 @@ from services.cases.settings import CasesSettings
 from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.logging import get_logger
+from services.common.storage import ObjectStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 logger = get_logger("cases")
@@ -25,6 +26,15 @@ async def connect_registry(app: FastAPI) -> None:
                                   settings.service_client_secret, registry.SCOPES)
     app.state.registry = registry.RegistryClient(app.state.http, tokens, settings.registry_url,
                                                  settings.registry_timeout_seconds)
+
+
+async def open_object_store(app: FastAPI) -> None:
+    app.state.object_store = ObjectStore(app.state.settings)
+    await app.state.object_store.start()
+
+
+async def close_object_store(app: FastAPI) -> None:
+    await app.state.object_store.close()
 
 
 OVERDUE = Gauge("cases_overdue_deadlines", "Deadlines missed whose step is still not done")
@@ -57,6 +67,7 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         routers=[router, internal_router],
         outbox=outbox,
-        on_startup=[connect_registry],
+        on_startup=[connect_registry, open_object_store],
         background=[watch_deadlines],
+        on_shutdown=[close_object_store],
     )

@@ -7,15 +7,18 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.common.storage import ObjectStoreSettings
 
 
-class CasesSettings(ServiceSettings):
+class CasesSettings(ServiceSettings, ObjectStoreSettings):
     model_config = SettingsConfigDict(env_prefix="CASES_", extra="ignore")
 
     port: int = 8002
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cases"
     registry_url: str = "http://127.0.0.1:8001"
     registry_timeout_seconds: float = 5.0
+    # Files (attachments, generated papers): CASES_OBJECT_STORE_*, CASES_MASTER_KEYS_JSON (services/common/storage.py).
+    object_store_bucket: str = "cases"
 
     # Deadlines not fixed by law (see docs/workflow.md).
     assessment_hours: int = Field(12, ge=1, description="Initial assessment (Form 02) after the intake.")
