@@ -7,6 +7,7 @@ on every call.
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aiohttp
 from fastapi import Request
@@ -62,12 +63,16 @@ class Proxy:
         query = request.scope.get("query_string", b"").decode("latin-1")
         return URL(f"{self.upstreams[service]}/{rest}" + (f"?{query}" if query else ""), encoded=True)
 
-    async def forward(self, request: Request, url: URL, service: str, max_body: int) -> Response:
+    async def forward(self, request: Request, url: URL, service: str, max_body: int, *,
+                      streamed: bool = False) -> Response:
+        """Forward the request; `streamed` passes the body on as it arrives (file uploads) instead of reading it
+        first, so the gateway never holds a whole file."""
         assert self.session is not None, "the proxy is started with the application"
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise PayloadTooLarge(f"the body may be at most {max_body} bytes")
-        body = await _read_limited(request, max_body)
+        limit = _StreamLimit(request, max_body)
+        body = limit.chunks() if streamed else await _read_limited(request, max_body)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED_REQUEST_HEADERS}
         headers.update(outgoing_headers())
         if request.client is not None:
@@ -80,10 +85,12 @@ class Proxy:
                 timeout=aiohttp.ClientTimeout(total=None, connect=1.0, sock_read=self.timeout),
             )
         except TimeoutError as exc:
+            limit.check()
             logger.warning("upstream timeout", extra={"upstream": service})
             raise ServiceUnavailable(f"the {service} service did not answer in time",
                                      headers={"Retry-After": "5"}) from exc
         except aiohttp.ClientError as exc:
+            limit.check()
             logger.warning("upstream unavailable", extra={"upstream": service, "error_type": type(exc).__name__})
             raise ServiceUnavailable(f"the {service} service is unavailable", headers={"Retry-After": "5"}) from exc
         raw_headers = [(k.lower(), v) for k, v in upstream.raw_headers if k.lower() not in STRIPPED_RESPONSE_HEADERS]
@@ -108,6 +115,29 @@ class Proxy:
 async def _release(response: aiohttp.ClientResponse) -> None:
     response.release()
     await asyncio.sleep(0)
+
+
+class _StreamLimit:
+    """The request body passed on as it arrives, cut off past the limit (the upstream sees an incomplete body and
+    stores nothing; the client gets 413)."""
+
+    def __init__(self, request: Request, max_body: int):
+        self.request, self.max_body = request, max_body
+        self.exceeded = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                self.exceeded = True
+                raise PayloadTooLarge(f"the body may be at most {self.max_body} bytes")
+            if chunk:
+                yield chunk
+
+    def check(self) -> None:
+        if self.exceeded:
+            raise PayloadTooLarge(f"the body may be at most {self.max_body} bytes")
 
 
 async def _read_limited(request: Request, max_body: int) -> bytes:

@@ -33,6 +33,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_per_address: int = 1200
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 50_000_000
+    # Case files (attachments): streamed to the cases service, which holds each file to its own limit
+    # (CASES_ATTACHMENT_MAX_BYTES, 20 MiB); this one also leaves room for the form fields around the file.
+    max_attachment_bytes: int = 21 * 1024 * 1024
     upstream_timeout_seconds: float = 30.0
     cors_origins: list[str] = Field(default_factory=list)
 

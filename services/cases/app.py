@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from services.cases import registry, service
+from services.cases import attachments, registry, service
+from services.cases.attachments_routes import router as attachments_router
 from services.cases.models import outbox
 from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
@@ -35,6 +36,10 @@ async def open_object_store(app: FastAPI) -> None:
 
 async def close_object_store(app: FastAPI) -> None:
     await app.state.object_store.close()
+
+
+async def keep_files(app: FastAPI, stop: asyncio.Event) -> None:
+    await attachments.keep_files(app.state.db, app.state.object_store, app.state.settings, stop)
 
 
 OVERDUE = Gauge("cases_overdue_deadlines", "Deadlines missed whose step is still not done")
@@ -65,9 +70,9 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router, internal_router],
+        routers=[router, attachments_router, internal_router],
         outbox=outbox,
         on_startup=[connect_registry, open_object_store],
-        background=[watch_deadlines],
+        background=[watch_deadlines, keep_files],
         on_shutdown=[close_object_store],
     )
