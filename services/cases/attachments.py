@@ -590,7 +590,9 @@ async def _delete_orphans(store: ObjectStore, session: AsyncSession, settings: C
     # has finished, which may be up to that much after the time in its key.
     start = ""
     if state is not None:
-        start = FINAL + stamp(datetime.strptime(state.swept_until, STAMP).replace(tzinfo=now.tzinfo) - grace)
+        # min(): a clock set back must not leave the keys written meanwhile behind the window.
+        last = min(state.swept_until, cutoff)
+        start = FINAL + stamp(datetime.strptime(last, STAMP).replace(tzinfo=now.tzinfo) - grace)
     batch: list[str] = []
     async for info in store.listing(FINAL, after=start):
         if key_stamp(info.key, FINAL) >= cutoff:

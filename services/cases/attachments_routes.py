@@ -31,6 +31,7 @@ from services.cases.attachments import (
     attachment_read,
     content_headers,
 )
+from services.cases.attachments_content import MediaType
 from services.cases.settings import CasesSettings
 from services.cases.vocabulary import NoteVisibility
 from services.common.auth import Subject, require
@@ -227,7 +228,7 @@ async def list_attachments(
 
 
 @router.post("/cases/{case_id}/attachment-uploads", response_model=UploadRead, status_code=201,
-             responses=problem_responses(401, 403, 404, 413, 422, 503),
+             responses=problem_responses(400, 401, 403, 404, 413, 422, 503),
              summary="Start a resumable upload: then send its parts, in any order and again after a break")
 async def start_attachment_upload(subject: Uploader, database: Db, store: Store, settings: Settings,
                                   case_id: uuid.UUID, body: UploadCreate) -> Response:
@@ -281,8 +282,8 @@ def _content(download: attachments.Download) -> StreamingResponse:
     return StreamingResponse(download.reader, media_type=row.media_type, headers=content_headers(row))
 
 
-CONTENT = {200: {"description": "The file, decrypted as it streams",
-                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+CONTENT = {200: {"description": "The file, decrypted as it streams, with its stored type",
+                 "content": {media.value: {"schema": {"type": "string", "format": "binary"}} for media in MediaType}}}
 
 
 @router.get("/attachments/{attachment_id}/content", response_class=StreamingResponse,
@@ -309,7 +310,7 @@ async def download_attachment_by_link(database: Db, store: Store,
 
 
 @router.post("/attachments/{attachment_id}/delete", response_model=AttachmentRead,
-             responses=problem_responses(401, 403, 404, 409, 412, 422, 428),
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 428),
              summary="Delete a file, with a reason; its bytes are purged after the retention period")
 async def delete_attachment(session: DbSession, subject: Deleter, attachment_id: uuid.UUID, body: Deletion,
                             if_match: IfMatch = None) -> Response:
@@ -317,7 +318,7 @@ async def delete_attachment(session: DbSession, subject: Deleter, attachment_id:
 
 
 @router.put("/attachments/{attachment_id}/legal-hold", response_model=AttachmentRead,
-            responses=problem_responses(401, 403, 404, 412, 422, 428),
+            responses=problem_responses(400, 401, 403, 404, 412, 422, 428),
             summary="Put a file under legal hold, or lift it: held files are never purged")
 async def set_attachment_legal_hold(session: DbSession, subject: Holder, attachment_id: uuid.UUID,
                                     body: Annotated[LegalHold, Body()], if_match: IfMatch = None) -> Response:

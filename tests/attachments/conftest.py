@@ -1,11 +1,14 @@
 """Helpers for the attachments tests: files of each kind made here (photos with a GPS position, a Word document, a
 PDF), cases to attach them to, and the running system's object store and database."""
 
+import asyncio
 import io
 import os
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from PIL import ExifTags, Image
 from PIL.PngImagePlugin import PngInfo
 
 from scripts.stack import OBJECT_STORE_SERVICES, ObjectStoreAccess
+from services.cases import attachments
 from services.cases.settings import CasesSettings
 from services.common.db import Database
 from services.common.storage import ObjectStore, ObjectStoreSettings
@@ -162,3 +166,15 @@ async def raw_object(settings: ObjectStoreSettings, key: str) -> bytes:
         response = await client.get_object(Bucket=settings.object_store_bucket, Key=key)
         async with response["Body"] as body:
             return bytes(await body.read())
+
+
+async def sweep_now(database: Database, store: ObjectStore, settings: CasesSettings,
+                    now: datetime | None = None) -> attachments.SweepReport:
+    """One sweeper round from the test; waits while the service's own round holds the lock."""
+    deadline = time.monotonic() + 60
+    while True:
+        report = await attachments.sweep(database, store, settings, now)
+        if not report.skipped:
+            return report
+        assert time.monotonic() < deadline, "the sweeper lock was never free"
+        await asyncio.sleep(0.2)
