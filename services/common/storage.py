@@ -138,8 +138,10 @@ class ObjectStoreSettings(BaseModel):
     # {"active": "<key id>", "keys": {"<key id>": "<base64 of 32 random bytes>", ...}}
     master_keys_json: str = ""
 
-    def object_store_secrets(self) -> dict[str, str]:
-        return {"object_store_secret_key": self.object_store_secret_key, "master_keys_json": self.master_keys_json}
+    def object_store_required(self) -> dict[str, str]:
+        """What a production service must be given (its settings refuse to start without them)."""
+        return {"object_store_url": self.object_store_url, "object_store_access_key": self.object_store_access_key,
+                "object_store_secret_key": self.object_store_secret_key, "master_keys_json": self.master_keys_json}
 
 
 def new_master_keys_json(key_id: str = "k1") -> str:
