@@ -416,7 +416,8 @@ class ObjectStore:
         config = AioConfig(
             s3={"addressing_style": "path"}, signature_version="s3v4",
             connect_timeout=s.object_store_connect_timeout_seconds, read_timeout=s.object_store_timeout_seconds,
-            retries={"total_max_attempts": 2, "mode": "standard"}, max_pool_connections=100,
+            # No retry inside a request: a store that is down must answer 503 at once; the client retries.
+            retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=100,
             # S3-compatible stores differ in their support of the newer flexible checksums; the content is
             # authenticated by our own encryption anyway.
             request_checksum_calculation="when_required", response_checksum_validation="when_required",
