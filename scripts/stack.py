@@ -194,7 +194,9 @@ class SeaweedFS:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         output = (self.log_path.open("ab") if self.log_path is not None else subprocess.DEVNULL)
-        env = os.environ | {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        # GOMEMLIMIT: a soft cap on the Go heap, so that the store of a laptop or a test run stays small.
+        env = os.environ | {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                            "GOMEMLIMIT": "256MiB"}
         self.process = subprocess.Popen(self.command(), env=env, stdout=output, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

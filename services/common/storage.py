@@ -134,7 +134,7 @@ class ObjectStoreSettings(BaseModel):
     object_store_connect_timeout_seconds: float = Field(1.0, gt=0)
     object_store_timeout_seconds: float = Field(30.0, gt=0)
     object_store_part_bytes: int = Field(MIN_PART_BYTES, ge=MIN_PART_BYTES, le=512 * 1024 * 1024)
-    object_store_buffer_bytes: int = Field(64 * 1024 * 1024, ge=MIN_PART_BYTES)
+    object_store_buffer_bytes: int = Field(32 * 1024 * 1024, ge=MIN_PART_BYTES)
     # {"active": "<key id>", "keys": {"<key id>": "<base64 of 32 random bytes>", ...}}
     master_keys_json: str = ""
 
@@ -621,7 +621,7 @@ class ObjectStore:
                 sealed += block
             async with self.translated():
                 await client.upload_part(Bucket=self.bucket, Key=upload.key, UploadId=upload.upload_id,
-                                         PartNumber=number, Body=bytes(sealed))
+                                         PartNumber=number, Body=sealed)
 
     async def _parts(self, upload: PartUpload) -> dict[int, dict[str, Any]]:
         client = await self._ready()
@@ -682,17 +682,18 @@ class _PartWriter:
                 created = await self.client.create_multipart_upload(Bucket=store.bucket, Key=self.key)
                 self.upload_id = created["UploadId"]
             number = len(self.parts) + 1
+            # The buffer itself is the body (no copy of a part in memory); a new one takes the next bytes.
+            body, self.buffer = self.buffer, bytearray()
             part = await self.client.upload_part(Bucket=store.bucket, Key=self.key, UploadId=self.upload_id,
-                                                 PartNumber=number, Body=bytes(self.buffer))
+                                                 PartNumber=number, Body=body)
         self.parts.append({"PartNumber": number, "ETag": part["ETag"]})
-        self.buffer.clear()
 
     async def close(self) -> None:
         store = self.store
         if self.upload_id is None:
+            body, self.buffer = self.buffer, bytearray()
             async with store.translated():
-                await self.client.put_object(Bucket=store.bucket, Key=self.key, Body=bytes(self.buffer))
-            self.buffer.clear()
+                await self.client.put_object(Bucket=store.bucket, Key=self.key, Body=body)
             return
         if self.buffer:
             await self._flush_part()
