@@ -69,7 +69,8 @@ def main() -> int:
     args = parser.parse_args()
 
     server_url = os.environ.get("CP_DATABASE_URL")
-    pg = Postgres(base_url=server_url.rstrip("/")) if server_url else embedded_postgres(VAR / "pg")
+    pg = (Postgres(base_url=server_url.rstrip("/")) if server_url
+          else embedded_postgres(VAR / "pg", stop_on_exit=True))
     names = {s.name: f"cp_{s.name}" for s in SERVICES}
     print("preparing databases ...", flush=True)
     create_databases(pg, list(names.values()))
@@ -79,7 +80,7 @@ def main() -> int:
                           log_path=VAR / "seaweedfs.log")
     seaweedfs.ports["s3"] = int(os.environ.get("CP_OBJECT_STORE_PORT", 8333))
     stack = Stack(pg=pg, database_names=names, ports=ports, client_secrets=load_secrets(VAR / "secrets.json"),
-                  seed_demo=not args.no_demo, log_dir=None,
+                  seed_demo=not args.no_demo, log_dir=None, log_format="console",
                   object_store=seaweedfs.access(stored["master_keys_json"]))
     stack.migrate_all()
 
@@ -125,7 +126,10 @@ Press Ctrl-C to stop.
     finally:
         print("stopping ...", flush=True)
         stack.stop_all()
+        print("stopping the object store ...", flush=True)
         seaweedfs.stop()
+        if not server_url:
+            print("stopping the embedded PostgreSQL ...", flush=True)
     return 0
 
 
