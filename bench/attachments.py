@@ -205,8 +205,8 @@ def render(args: argparse.Namespace, runs: dict[str, Rounds], memory: dict[str, 
     lines += [
         "",
         "Reading: the gateway streams upload bodies on (it never holds a file), and the cases service holds at most "
-        "`CASES_OBJECT_STORE_BUFFER_BYTES` (32 MiB) of S3 part buffers at once; uploads beyond wait, unread. So no "
-        f"process grows with the {args.uploads} files: the growth column stays far below the "
+        "`CASES_OBJECT_STORE_BUFFER_BYTES` (16 MiB by default) of S3 part buffers at once; uploads beyond wait, "
+        f"unread. So no process grows with the {args.uploads} files: the growth column stays far below the "
         f"{total / MB:g} MB of a round. SeaweedFS itself buffers what it writes (its own figure is given for "
         "completeness).",
         "",

@@ -61,6 +61,7 @@ import json
 import os
 import re
 import struct
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -131,10 +132,11 @@ class ObjectStoreSettings(BaseModel):
     object_store_access_key: str = ""
     object_store_secret_key: str = ""
     object_store_create_bucket: bool = Field(True, description="Create the bucket at first use when it is missing")
-    object_store_connect_timeout_seconds: float = Field(1.0, gt=0)
+    # A store that is down refuses connections at once; this bounds only a store that does not answer at all.
+    object_store_connect_timeout_seconds: float = Field(3.0, gt=0)
     object_store_timeout_seconds: float = Field(30.0, gt=0)
     object_store_part_bytes: int = Field(MIN_PART_BYTES, ge=MIN_PART_BYTES, le=512 * 1024 * 1024)
-    object_store_buffer_bytes: int = Field(32 * 1024 * 1024, ge=MIN_PART_BYTES)
+    object_store_buffer_bytes: int = Field(16 * 1024 * 1024, ge=MIN_PART_BYTES)
     # {"active": "<key id>", "keys": {"<key id>": "<base64 of 32 random bytes>", ...}}
     master_keys_json: str = ""
 
@@ -397,6 +399,8 @@ class ObjectStore:
         self._client: Any = None
         self._bucket_ready = False
         self._bucket_lock = asyncio.Lock()
+        self._checked_at = -1e9
+        self._checking: asyncio.Future[None] | None = None
 
     @cached_property
     def keys(self) -> MasterKeys:
@@ -467,9 +471,19 @@ class ObjectStore:
         return self._client
 
     async def check(self) -> None:
+        """Raise ObjectStoreUnavailable unless the store answered within the last second. Concurrent callers share
+        one call: fifty uploads starting at once must not open fifty connections just to ask."""
         client = await self._ready()
+        if time.monotonic() - self._checked_at < 1.0:
+            return
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._head_bucket(client))
+        await asyncio.shield(self._checking)
+
+    async def _head_bucket(self, client: Any) -> None:
         async with self.translated():
             await client.head_bucket(Bucket=self.bucket)
+        self._checked_at = time.monotonic()
 
     # ------------------------------------------------------------------------------------------ whole objects
 
