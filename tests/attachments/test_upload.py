@@ -69,7 +69,8 @@ async def test_other_photos_and_documents_are_told_by_their_content(api: Api, fi
     case_id = await files.case(officer)
     png = await files.attach(officer, case_id, photo("PNG"), filename="scan.png")
     heic = await files.attach(officer, case_id, heic_photo(), filename="IMG_1.HEIC")
-    document = await files.attach(officer, case_id, docx(), kind="other", filename="bien-ban.docx")
+    word = docx()
+    document = await files.attach(officer, case_id, word, kind="other", filename="bien-ban.docx")
     scan = await files.attach(officer, case_id, pdf(), kind="signed_decision", form_number="05",
                               filename="quyet-dinh.pdf")
     assert [a["media_type"] for a in (png, heic, document, scan)] == [
@@ -81,7 +82,7 @@ async def test_other_photos_and_documents_are_told_by_their_content(api: Api, fi
         assert b"Nguyen Van A" not in content and b"PhoneMaker" not in content
     assert scan["form_number"] == "05"
     # A document is stored as it came.
-    assert (await files.content(officer, document["id"])).content == docx()
+    assert (await files.content(officer, document["id"])).content == word
 
 
 async def test_types_outside_the_list_are_refused_whatever_their_name(api: Api, files: Files) -> None:
