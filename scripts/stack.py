@@ -326,7 +326,8 @@ class Stack:
         for service in SERVICES:
             self.wait_ready(service.name)
 
-    def wait_ready(self, name: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, name: str, timeout: float = 120.0) -> None:
+        # Generous: on a shared machine under load a process may take a minute to import and start.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             process = self.processes.get(name)

@@ -48,6 +48,7 @@ from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AppError, Conflict, NotFound, PayloadTooLarge
+from services.common.links import public_path
 from services.common.logging import get_logger
 from services.common.pagination import CursorTime, Keyset
 from services.common.permissions import Action, Agency, Role
@@ -482,7 +483,7 @@ async def issue_link(session: AsyncSession, store: ObjectStore, settings: CasesS
     token = f"{_b64(payload)}.{kid}.{_b64(signature)}"
     await audit.record(session, subject, "link", "attachment", str(row.id), purpose=f"case:{case.id}",
                        detail={"expires_at": expires.isoformat()})
-    return DownloadLink(url=f"/cases/v1/attachment-links/{token}", expires_at=expires)
+    return DownloadLink(url=public_path(f"/v1/attachment-links/{token}"), expires_at=expires)
 
 
 def link_subject(store: ObjectStore, token: str) -> tuple[Subject, uuid.UUID]:

@@ -37,6 +37,7 @@ from services.cases.vocabulary import NoteVisibility
 from services.common.auth import Subject, require
 from services.common.db import Database, DbSession
 from services.common.errors import AppError, BadRequest, problem_responses
+from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import Action
 from services.common.preconditions import IfMatch
@@ -211,7 +212,7 @@ async def upload_attachment(request: Request, subject: Uploader, database: Db, s
     form = FormStream(request, settings.attachment_idle_seconds)
     fields = await form.fields()
     row = await attachments.upload(database, store, settings, subject, case_id, fields, form.file())
-    return _attachment_response(row, 201, {"Location": f"/v1/attachments/{row.id}"})
+    return _attachment_response(row, 201, {"Location": public_path(f"/v1/attachments/{row.id}")})
 
 
 @router.get("/cases/{case_id}/attachments", response_model=Page[AttachmentRead],
@@ -234,7 +235,7 @@ async def start_attachment_upload(subject: Uploader, database: Db, store: Store,
                                   case_id: uuid.UUID, body: UploadCreate) -> Response:
     upload = await attachments.start_upload(database, store, settings, subject, case_id, body)
     return Response(upload.model_dump_json(), status_code=201, media_type="application/json",
-                    headers={"Location": f"/v1/attachment-uploads/{upload.id}"})
+                    headers={"Location": public_path(f"/v1/attachment-uploads/{upload.id}")})
 
 
 @router.get("/attachment-uploads/{upload_id}", response_model=UploadRead,
@@ -261,7 +262,7 @@ async def upload_attachment_part(request: Request, subject: Uploader, database: 
 async def finish_attachment_upload(subject: Uploader, database: Db, store: Store, settings: Settings,
                                    upload_id: uuid.UUID) -> Response:
     row = await attachments.finish_upload(database, store, settings, subject, upload_id)
-    return _attachment_response(row, 201, {"Location": f"/v1/attachments/{row.id}"})
+    return _attachment_response(row, 201, {"Location": public_path(f"/v1/attachments/{row.id}")})
 
 
 @router.delete("/attachment-uploads/{upload_id}", status_code=204,

@@ -37,7 +37,7 @@ async def test_an_officer_attaches_an_injury_photo_which_loses_its_location_but_
     response = await files.upload(officer, case_id, original, caption="Vết bầm ở tay trái", filename="IMG_0042.JPG")
     assert response.status_code == 201, response.text
     attachment = response.json()
-    assert response.headers["location"] == f"/v1/attachments/{attachment['id']}"
+    assert response.headers["location"] == f"/cases/v1/attachments/{attachment['id']}"
     assert response.headers["etag"] == '"1"'
     assert attachment["media_type"] == "image/jpeg" and attachment["kind"] == "evidence_photo"
     assert attachment["caption"] == "Vết bầm ở tay trái" and attachment["visibility"] == "managers"
