@@ -257,7 +257,7 @@ async def upload_attachment_part(request: Request, subject: Uploader, database: 
 
 
 @router.post("/attachment-uploads/{upload_id}/complete", response_model=AttachmentRead, status_code=201,
-             responses=problem_responses(401, 403, 404, 408, 409, 413, 415, 422, 503),
+             responses=problem_responses(401, 403, 404, 408, 409, 415, 422, 503),
              summary="Finish a resumable upload: the file is checked and attached (409 lists missing parts)")
 async def finish_attachment_upload(subject: Uploader, database: Db, store: Store, settings: Settings,
                                    upload_id: uuid.UUID) -> Response:
