@@ -283,8 +283,10 @@ def _content(download: attachments.Download) -> StreamingResponse:
     return StreamingResponse(download.reader, media_type=row.media_type, headers=content_headers(row))
 
 
-CONTENT = {200: {"description": "The file, decrypted as it streams, with its stored type",
-                 "content": {media.value: {"schema": {"type": "string", "format": "binary"}} for media in MediaType}}}
+# One binary media type for client generators; the answer's Content-Type is the file's own, one of MediaType.
+CONTENT = {200: {"description": "The file, decrypted as it streams; its Content-Type is the stored type: "
+                                + ", ".join(media.value for media in MediaType),
+                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 @router.get("/attachments/{attachment_id}/content", response_class=StreamingResponse,
