@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from scripts.stack import (
     ROOT,
     SERVICES,
+    ObjectStoreAccess,
     Stack,
     choose_postgres,
     create_databases,
@@ -23,7 +24,8 @@ NO_RATE_LIMITS = {"gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "0", "GATEWAY_RATE_
 
 
 @contextmanager
-def running_stack(label: str, extra_env: dict[str, dict[str, str]] | None = None) -> Iterator[Stack]:
+def running_stack(label: str, extra_env: dict[str, dict[str, str]] | None = None,
+                  object_store: ObjectStoreAccess | None = None) -> Iterator[Stack]:
     """The four services with demo users on fresh databases (local PostgreSQL if it answers, else embedded),
     dropped again afterwards. Rate limits are off: the driver is one address and a few users."""
     pg = choose_postgres(ROOT / "var" / "pg-bench", prefer_local=True)
@@ -31,7 +33,7 @@ def running_stack(label: str, extra_env: dict[str, dict[str, str]] | None = None
     create_databases(pg, list(names.values()))
     stack = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                   client_secrets=new_client_secrets(), seed_demo=True, log_dir=ROOT / "var" / "bench-logs",
-                  extra_env=NO_RATE_LIMITS | (extra_env or {}))
+                  extra_env=NO_RATE_LIMITS | (extra_env or {}), object_store=object_store)
     stack.migrate_all()
     try:
         stack.start_all()

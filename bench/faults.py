@@ -1,6 +1,7 @@
 """The fault drill of issue 7, long form: more load and several rounds of faults (each service SIGKILLed and
-restarted, then PostgreSQL stopped hard and started again), on a system of its own (embedded PostgreSQL under
-`var/faults-<id>`, four service processes on free ports). Writes `bench/results/faults.md`.
+restarted, the object store SIGKILLed and restarted, then PostgreSQL stopped hard and started again), on a system of
+its own (embedded PostgreSQL and SeaweedFS under `var/faults-<id>`, four service processes on free ports). Writes
+`bench/results/faults.md`.
 
     .venv/bin/python -m bench.faults --rounds 3 --workers 6
 
@@ -59,7 +60,9 @@ def render(result: DrillResult, command: str, arguments: argparse.Namespace) -> 
         f"in commune 00070), all through the gateway, each pausing {arguments.pause} s between records; each record "
         "is retried with the same key and body until it is acknowledged (201/200; for a child, 409 naming the "
         "record its own earlier attempt created). Meanwhile each service in turn is SIGKILLed, left down "
-        f"{arguments.down_for} s while a call to it goes through the gateway every 0.2 s, and started again; then "
+        f"{arguments.down_for} s while a call to it goes through the gateway every 0.2 s, and started again; then the "
+        "object store (SeaweedFS, issue 12) is SIGKILLed likewise while a case file is downloaded through the gateway "
+        "every 0.2 s, started again, and ready once the file downloads again; then "
         f"PostgreSQL is stopped with `pg_ctl -m immediate` (a crash: recovery from the WAL), left down "
         f"{arguments.pg_down_for} s, and started again, with no service process restarted. "
         f"{arguments.rounds} round(s); {seconds(result.seconds)} s in all. Afterwards 20 acknowledged intakes are "

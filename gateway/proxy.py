@@ -12,6 +12,7 @@ on every call.
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -113,12 +114,16 @@ class Proxy:
         query = request.scope.get("query_string", b"").decode("latin-1")
         return URL(f"{self.upstreams[service]}/{rest}" + (f"?{query}" if query else ""), encoded=True)
 
-    async def forward(self, request: Request, url: URL, service: str, max_body: int) -> Response:
+    async def forward(self, request: Request, url: URL, service: str, max_body: int, *,
+                      streamed: bool = False) -> Response:
+        """Forward the request; `streamed` passes the body on as it arrives (file uploads) instead of reading it
+        first, so the gateway never holds a whole file."""
         assert self.session is not None, "the proxy is started with the application"
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise PayloadTooLarge(f"the body may be at most {max_body} bytes")
-        body = await _read_limited(request, max_body)
+        limit = _StreamLimit(request, max_body)
+        body = limit.chunks() if streamed else await _read_limited(request, max_body)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED_REQUEST_HEADERS}
         headers.update(outgoing_headers())
         if request.client is not None:
@@ -130,21 +135,25 @@ class Proxy:
         if wait:
             raise ServiceUnavailable(f"the {service} service is not answering; retry shortly",
                                      headers={"Retry-After": str(int(wait) + 1)})
-        budget = self.budget(service, request.url.path)
+        # The budget runs until the answer starts; a long answer then streams with its own read timeout. A streamed
+        # upload has no budget: on a phone's network the file itself can take minutes to arrive.
+        budget = None if streamed else self.budget(service, request.url.path)
         try:
-            # The budget runs until the answer starts; a long answer then streams with its own read timeout.
             async with asyncio.timeout(budget):
                 upstream = await self.session.request(
                     request.method, url, headers=headers, data=body or None, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=None, connect=min(1.0, budget),
+                    timeout=aiohttp.ClientTimeout(total=None, connect=min(1.0, budget or 1.0),
                                                   sock_read=STREAM_READ_TIMEOUT),
                 )
         except TimeoutError as exc:
-            breaker.failed()
+            limit.check()
+            if not streamed:  # a slow upload is the client's network, not a hung service
+                breaker.failed()
             logger.warning("upstream timeout", extra={"upstream": service, "budget_seconds": budget})
             raise ServiceUnavailable(f"the {service} service did not answer in time",
                                      headers={"Retry-After": "5"}) from exc
         except aiohttp.ClientError as exc:
+            limit.check()
             logger.warning("upstream unavailable", extra={"upstream": service, "error_type": type(exc).__name__})
             raise ServiceUnavailable(f"the {service} service is unavailable", headers={"Retry-After": "5"}) from exc
         breaker.succeeded()
@@ -174,6 +183,29 @@ class Proxy:
 async def _release(response: aiohttp.ClientResponse) -> None:
     response.release()
     await asyncio.sleep(0)
+
+
+class _StreamLimit:
+    """The request body passed on as it arrives, cut off past the limit (the upstream sees an incomplete body and
+    stores nothing; the client gets 413)."""
+
+    def __init__(self, request: Request, max_body: int):
+        self.request, self.max_body = request, max_body
+        self.exceeded = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                self.exceeded = True
+                raise PayloadTooLarge(f"the body may be at most {self.max_body} bytes")
+            if chunk:
+                yield chunk
+
+    def check(self) -> None:
+        if self.exceeded:
+            raise PayloadTooLarge(f"the body may be at most {self.max_body} bytes")
 
 
 async def _read_limited(request: Request, max_body: int) -> bytes:

@@ -3,6 +3,7 @@ the proxy. The sign-in page is in `pages.py`."""
 
 import base64
 import binascii
+import re
 import time
 import uuid
 from typing import Annotated, Any
@@ -359,6 +360,11 @@ async def swagger_ui() -> HTMLResponse:
 
 
 PUBLIC_SERVICE_PATHS = ("healthz", "readyz")
+# Download links of case files carry their own signature (5 minutes at most), checked by the cases service.
+PUBLIC_LINK = re.compile(r"^v1/attachment-links/[^/]+$")
+# Uploads of case files: streamed to the service, not buffered here, with their own body limit.
+ATTACHMENT_UPLOADS = (("POST", re.compile(r"^v1/cases/[^/]+/attachments$")),
+                      ("PUT", re.compile(r"^v1/attachment-uploads/[^/]+/parts/[^/]+$")))
 
 
 @router.api_route("/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -369,9 +375,12 @@ async def forward(request: Request, service: str, path: str) -> Response:
     proxy = request.app.state.proxy
     url = proxy.upstream_url(request, service)
     await limit_address(request)
-    if path not in PUBLIC_SERVICE_PATHS:
+    public_link = service == "cases" and request.method == "GET" and PUBLIC_LINK.match(path)
+    if path not in PUBLIC_SERVICE_PATHS and not public_link:
         subject = await current_subject(request, await bearer(request))
         await limit_user(request, subject.id)
     settings = request.app.state.settings
+    if service == "cases" and any(request.method == m and p.match(path) for m, p in ATTACHMENT_UPLOADS):
+        return await proxy.forward(request, url, service, settings.max_attachment_bytes, streamed=True)
     max_body = settings.max_upload_bytes if "/imports" in f"/{path}" else settings.max_body_bytes
     return await proxy.forward(request, url, service, max_body)

@@ -84,6 +84,9 @@ class GatewaySettings(ServiceSettings):
     redis_prefix: str = "cp:gateway:"
     max_body_bytes: int = 1_000_000
     max_upload_bytes: int = 50_000_000
+    # Case files (attachments): streamed to the cases service, which holds each file to its own limit
+    # (CASES_ATTACHMENT_MAX_BYTES, 20 MiB); this one also leaves room for the form fields around the file.
+    max_attachment_bytes: int = 21 * 1024 * 1024
     # Time budget of a call to a service, until its answer starts; per service or route prefix:
     # {"reporting": 20, "registry/v1/children/export": 60}.
     upstream_timeout_seconds: float = 15.0

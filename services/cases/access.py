@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
 from sqlalchemy.orm import aliased
 
-from services.cases.models import Case, CaseNote, CaseTask
+from services.cases.models import Attachment, Case, CaseNote, CaseTask
 from services.cases.vocabulary import NoteVisibility
 from services.common.auth import Subject
 from services.common.permissions import Action, Agency, Scope
@@ -44,6 +44,21 @@ def readable_tasks(subject: Subject, action: Action = Action.TASK_UPDATE) -> Sel
     query = select(CaseTask).join(Case, Case.id == CaseTask.case_id).where(reach(subject, action))
     if subject.scope(action) != Scope.JURISDICTION:
         query = query.where(CaseTask.agency == subject.agency.value)
+    return query
+
+
+def manages_files(subject: Subject) -> bool:
+    """The case managers (the commune's people's committee, within its jurisdiction) see every file of a case."""
+    return subject.agency == Agency.PEOPLES_COMMITTEE and subject.scope(Action.ATTACHMENT_READ) == Scope.JURISDICTION
+
+
+def readable_attachments(subject: Subject, action: Action = Action.ATTACHMENT_READ) -> Select[tuple[Attachment, Case]]:
+    """Files of reachable cases that the caller may see, with their case: managers see all of them; the agencies
+    with a task (or their own intake) see the files shared with participants, and their own uploads."""
+    query = select(Attachment, Case).join(Case, Case.id == Attachment.case_id).where(reach(subject, action))
+    if not manages_files(subject):
+        query = query.where(or_(Attachment.visibility == NoteVisibility.PARTICIPANTS.value,
+                                Attachment.uploaded_by == subject.id))
     return query
 
 

@@ -7,13 +7,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from services.cases import registry, service
+from services.cases import attachments, registry, service
+from services.cases.attachments_routes import router as attachments_router
 from services.cases.models import outbox
 from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
 from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.logging import get_logger
+from services.common.storage import ObjectStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 logger = get_logger("cases")
@@ -25,6 +27,19 @@ async def connect_registry(app: FastAPI) -> None:
                                   settings.service_client_secret, registry.SCOPES)
     app.state.registry = registry.RegistryClient(app.state.http, tokens, settings.registry_url,
                                                  settings.registry_timeout_seconds)
+
+
+async def open_object_store(app: FastAPI) -> None:
+    app.state.object_store = ObjectStore(app.state.settings)
+    await app.state.object_store.start()
+
+
+async def close_object_store(app: FastAPI) -> None:
+    await app.state.object_store.close()
+
+
+async def keep_files(app: FastAPI, stop: asyncio.Event) -> None:
+    await attachments.keep_files(app.state.db, app.state.object_store, app.state.settings, stop)
 
 
 OVERDUE = Gauge("cases_overdue_deadlines", "Deadlines missed whose step is still not done")
@@ -55,8 +70,9 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router, internal_router],
+        routers=[router, attachments_router, internal_router],
         outbox=outbox,
-        on_startup=[connect_registry],
-        background=[watch_deadlines],
+        on_startup=[connect_registry, open_object_store],
+        background=[watch_deadlines, keep_files],
+        on_shutdown=[close_object_store],
     )

@@ -201,3 +201,78 @@ class CaseNote(CasesTable, table=True):
     agency: str = Field(max_length=50)
     visibility: str = Field(max_length=20)
     text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Attachment(CasesTable, table=True):
+    """Tai lieu kem theo ho so: a file on a case (photo of an injury, medical certificate, police record, the scan of
+    a signed decision). The bytes are in the object store, encrypted (`object_key`); this row is what makes them
+    exist: an object without a row is an orphan, removed by the sweeper."""
+
+    __tablename__ = "attachment"
+    __table_args__ = (
+        Index("ix_attachment_case", "case_id", "uploaded_at"),
+        Index("ix_attachment_purge_due", "deleted_at",
+              postgresql_where=text("purged_at IS NULL AND deleted_at IS NOT NULL")),
+        Index("ix_attachment_key_id", "key_id", postgresql_where=text("purged_at IS NULL")),
+        UniqueConstraint("object_key", name="uq_attachment_object_key"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False))
+    kind: str = Field(max_length=30)
+    form_number: str | None = Field(default=None, max_length=10)
+    caption: str = Field(default="", sa_column=Column(Text, nullable=False))
+    visibility: str = Field(max_length=20)
+    filename: str | None = Field(default=None, max_length=200)
+    media_type: str = Field(max_length=100)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64)
+    object_key: str = Field(max_length=300)
+    key_id: str = Field(max_length=64)
+    uploaded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    uploaded_by: str = Field(max_length=100)
+    uploader_role: str = Field(max_length=50)
+    uploader_agency: str = Field(max_length=50)
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    deleted_by: str | None = Field(default=None, max_length=100)
+    delete_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    legal_hold: bool = False
+    hold_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hold_changed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    hold_changed_by: str | None = Field(default=None, max_length=100)
+    purged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    version: int = 1
+
+
+class AttachmentUpload(CasesTable, table=True):
+    """A resumable upload in progress: parts arrive over a broken connection until one call finishes it. The parts
+    wait in the object store under `staging_key` (an S3 multipart upload, `token`)."""
+
+    __tablename__ = "attachment_upload"
+    __table_args__ = (Index("ix_attachment_upload_expires", "expires_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False))
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    kind: str = Field(max_length=30)
+    form_number: str | None = Field(default=None, max_length=10)
+    caption: str = Field(default="", sa_column=Column(Text, nullable=False))
+    visibility: str = Field(max_length=20)
+    filename: str | None = Field(default=None, max_length=200)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    part_size: int
+    staging_key: str = Field(max_length=300)
+    token: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ObjectSweep(CasesTable, table=True):
+    """How far the orphan sweeper has looked: object keys start with their time, so each round lists only the keys
+    written since the last one (minus the grace period)."""
+
+    __tablename__ = "object_sweep"
+
+    name: str = Field(primary_key=True, max_length=50)
+    swept_until: str = Field(max_length=100)
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

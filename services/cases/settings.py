@@ -7,15 +7,30 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.common.storage import ObjectStoreSettings
 
 
-class CasesSettings(ServiceSettings):
+class CasesSettings(ServiceSettings, ObjectStoreSettings):
     model_config = SettingsConfigDict(env_prefix="CASES_", extra="ignore")
 
     port: int = 8002
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cases"
     registry_url: str = "http://127.0.0.1:8001"
     registry_timeout_seconds: float = 5.0
+    # Files (attachments, generated papers): CASES_OBJECT_STORE_*, CASES_MASTER_KEYS_JSON (services/common/storage.py).
+    object_store_bucket: str = "cases"
+    attachment_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest file (the gateway allows it).")
+    attachment_part_bytes: int = Field(5 * 1024 * 1024, ge=5 * 1024 * 1024, multiple_of=64 * 1024,
+                                       description="Part size of resumable uploads (S3 parts: at least 5 MiB).")
+    attachment_upload_hours: int = Field(24, ge=1, description="How long a resumable upload may take.")
+    attachment_link_seconds: int = Field(300, ge=1, le=300, description="Validity of a download link.")
+    attachment_retention_days: int = Field(90, ge=0, description="Days a deleted file's bytes are kept.")
+    attachment_orphan_grace_seconds: int = Field(3600, ge=10, description="Age before an object without a row "
+                                                 "is deleted; an upload must commit within half of it.")
+    attachment_sweep_seconds: float = Field(300.0, gt=0, description="Between rounds of the file sweeper.")
+    attachment_rewrap_batch: int = Field(100, ge=1, description="Files rewrapped per round after a key rotation.")
+    attachment_image_max_pixels: int = Field(50_000_000, ge=1, description="Largest HEIC photo decoded.")
+    attachment_idle_seconds: float = Field(60.0, gt=0, description="An upload that sends nothing this long: 408.")
 
     # Deadlines not fixed by law (see docs/workflow.md).
     assessment_hours: int = Field(12, ge=1, description="Initial assessment (Form 02) after the intake.")
@@ -29,3 +44,6 @@ class CasesSettings(ServiceSettings):
     deadline_check_batch: int = Field(500, ge=1)
     work_horizon_hours: int = Field(48, ge=1)
     work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
+
+    def secret_values(self) -> dict[str, str]:
+        return super().secret_values() | self.object_store_required()

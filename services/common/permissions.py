@@ -72,6 +72,11 @@ class Action(StrEnum):
     CASE_LINK_CHILD = "case:link_child"
     TASK_UPDATE = "task:update"
     WORK_READ = "work:read"
+    # case files (attachments)
+    ATTACHMENT_UPLOAD = "attachment:upload"
+    ATTACHMENT_READ = "attachment:read"
+    ATTACHMENT_DELETE = "attachment:delete"
+    ATTACHMENT_HOLD = "attachment:hold"
     # reporting
     STATS_READ = "stats:read"
     # between services
@@ -115,6 +120,10 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_LINK_CHILD: J,
         Action.TASK_UPDATE: J,
         Action.WORK_READ: J,
+        Action.ATTACHMENT_UPLOAD: J,
+        Action.ATTACHMENT_READ: J,
+        Action.ATTACHMENT_DELETE: J,
+        Action.ATTACHMENT_HOLD: J,
     },
     Role.COMMUNE_CHAIRMAN: {
         Action.CHILD_READ: J,
@@ -129,6 +138,10 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_NOTE: J,
         Action.WORK_READ: J,
         Action.STATS_READ: J,
+        Action.ATTACHMENT_UPLOAD: J,
+        Action.ATTACHMENT_READ: J,
+        Action.ATTACHMENT_DELETE: J,
+        Action.ATTACHMENT_HOLD: J,
     },
     Role.HEALTH_OFFICER: {
         Action.CHILD_READ: INV,
@@ -139,6 +152,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,
         Action.STATS_READ: J,
+        Action.ATTACHMENT_UPLOAD: INV,
+        Action.ATTACHMENT_READ: INV,
     },
     Role.POLICE_OFFICER: {
         Action.CHILD_READ: INV,
@@ -148,6 +163,9 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_NOTE: INV,
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,
+        Action.ATTACHMENT_UPLOAD: INV,
+        Action.ATTACHMENT_READ: INV,
+        Action.ATTACHMENT_HOLD: INV,
     },
     Role.EDUCATION_OFFICER: {
         Action.CHILD_READ: INV,
@@ -157,6 +175,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_NOTE: INV,
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,
+        Action.ATTACHMENT_UPLOAD: INV,
+        Action.ATTACHMENT_READ: INV,
     },
     Role.JUSTICE_OFFICER: {
         Action.CHILD_READ: INV,
@@ -165,6 +185,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_NOTE: INV,
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,
+        Action.ATTACHMENT_UPLOAD: INV,
+        Action.ATTACHMENT_READ: INV,
     },
     Role.PROVINCE_STATISTICIAN: {
         Action.LOCATION_READ: J,

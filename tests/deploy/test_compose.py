@@ -31,7 +31,8 @@ COMPOSE: dict[str, Any] = yaml.safe_load(RAW)
 EXAMPLE = read_env_file(ENV_EXAMPLE)
 SECRET_VARIABLES = {"POSTGRES_PASSWORD", "GATEWAY_DB_PASSWORD", "REGISTRY_DB_PASSWORD", "CASES_DB_PASSWORD",
                     "REPORTING_DB_PASSWORD", "REGISTRY_CLIENT_SECRET", "CASES_CLIENT_SECRET",
-                    "REPORTING_CLIENT_SECRET"}
+                    "REPORTING_CLIENT_SECRET", "OBJECT_STORE_ACCESS_KEY", "OBJECT_STORE_SECRET_KEY",
+                    "CASES_MASTER_KEYS_JSON"}
 
 
 def strings(node: Any) -> list[str]:

@@ -1,7 +1,7 @@
 """The fault drill of issue 7: the whole system on its own embedded PostgreSQL, a load driver posting hotline
-intakes and registering children through the gateway, and the faults (each service SIGKILLed and restarted, then
-PostgreSQL stopped hard and started again), followed by the checks that nothing acknowledged was lost or doubled and
-that the statistics converge to an independent count.
+intakes and registering children through the gateway, and the faults (each service SIGKILLed and restarted, the
+object store SIGKILLed and restarted, then PostgreSQL stopped hard and started again), followed by the checks that
+nothing acknowledged was lost or doubled and that the statistics converge to an independent count.
 
 Used by `tests/faults/test_faults.py` (the short form in CI) and `bench/faults.py` (the long form). The system here
 never touches the shared PostgreSQL on 127.0.0.1:5432: it runs its own server under `var/faults-<id>`.
@@ -35,6 +35,7 @@ from scripts.stack import (
     ROOT,
     SERVICES,
     Postgres,
+    SeaweedFS,
     Stack,
     create_databases,
     embedded_postgres,
@@ -43,6 +44,7 @@ from scripts.stack import (
     new_client_secrets,
 )
 from services.common.locations import communes, province_of
+from services.common.storage import new_master_keys_json
 from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE
 
 SERVICE_DEFS = {service.name: service for service in SERVICES}
@@ -89,11 +91,12 @@ class RestartablePostgres:
 
 @dataclass
 class FaultSystem:
-    """Four service processes on free ports over their own PostgreSQL."""
+    """Four service processes on free ports over their own PostgreSQL and their own object store (SeaweedFS)."""
 
     data_dir: Path
     postgres: RestartablePostgres
     stack: Stack
+    seaweedfs: SeaweedFS
 
     @classmethod
     def start(cls, label: str = "faults") -> "FaultSystem":
@@ -106,14 +109,21 @@ class FaultSystem:
             "reporting": {"REPORTING_FEED_IDLE_SECONDS": "0.2"},
             "gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "1000000", "GATEWAY_RATE_LIMIT_PER_ADDRESS": "1000000"},
         }
+        logs = ROOT / "var" / "test-logs" / f"{label}-{run_id}"
+        logs.mkdir(parents=True, exist_ok=True)
+        seaweedfs = SeaweedFS(data_dir / "seaweedfs", access_key=uuid.uuid4().hex[:20], secret_key=uuid.uuid4().hex,
+                              log_path=logs / "seaweedfs.log")
         stack = Stack(pg=postgres.pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                       client_secrets=new_client_secrets(), environment="development", seed_demo=True,
-                      log_dir=ROOT / "var" / "test-logs" / f"{label}-{run_id}", extra_env=extra_env)
-        system = cls(data_dir, postgres, stack)
+                      log_dir=logs, extra_env=extra_env,
+                      object_store=seaweedfs.access(new_master_keys_json("faults")))
+        system = cls(data_dir, postgres, stack, seaweedfs)
         try:
+            seaweedfs.start()
             create_databases(postgres.pg, list(names.values()))
             with ThreadPoolExecutor(len(SERVICES)) as pool:  # four alembic processes at once: a faster start
                 list(pool.map(lambda s: migrate(stack.database_url(s.name), s.migrations), SERVICES))
+            seaweedfs.wait_ready()
             stack.start_all()
         except BaseException:
             system.close()
@@ -122,6 +132,7 @@ class FaultSystem:
 
     def close(self) -> None:
         self.stack.stop_all()
+        self.seaweedfs.stop()
         try:
             self.postgres.stop("fast")
         except subprocess.CalledProcessError:
@@ -433,6 +444,57 @@ async def kill_and_restart(system: FaultSystem, client: httpx.AsyncClient, token
     return FaultOutcome(f"SIGKILL {name}", killed, started - starting, ready, ready - starting, probes)
 
 
+async def attach_probe_file(client: httpx.AsyncClient, driver: "LoadDriver") -> str:
+    """A case file for the object-store probes, uploaded before the faults and downloaded during them; its case is
+    one of the drill's acknowledged intakes (so the independent count still matches)."""
+    key = f"fault-{driver.run_tag}-file"
+    driver.log.bodies[key] = {
+        "reporter": {"anonymous": True}, "child": {"first_name": "An", "approximate_age": 8, "sex": "female"},
+        "incident_commune_code": DEMO_COMMUNE, "abuse_forms": ["neglect"], "environment": "home",
+        "description": "Fault drill report with a file",
+    }
+    await driver.send_intake(key)
+    case_id = driver.log.intakes[key][0]
+    uploaded = await client.post(f"/cases/v1/cases/{case_id}/attachments", headers=await driver.tokens.headers(OFFICER),
+                                 data={"kind": "other"},
+                                 files={"file": ("drill.pdf", b"%PDF-1.7\n" + os.urandom(20_000), "application/pdf")})
+    uploaded.raise_for_status()
+    return f"/cases/v1/attachments/{uploaded.json()['id']}/content"
+
+
+async def kill_object_store(system: FaultSystem, client: httpx.AsyncClient, tokens: Tokens, file_url: str, *,
+                            down_for: float, max_probes: int = 10) -> FaultOutcome:
+    """SIGKILL the object store under load, download a case file through the gateway every 0.2 s while it is down
+    (each must be refused with 503 problem+json at once), start it again and wait until the file downloads again.
+    The intake load goes on meanwhile: nothing but files depends on the store."""
+    headers = await tokens.headers(OFFICER)
+    await asyncio.to_thread(system.seaweedfs.stop, kill=True)
+    killed = time.monotonic()
+    probes: list[Probe] = []
+    while len(probes) < max_probes or time.monotonic() - killed < down_for:
+        started = time.monotonic()
+        try:
+            response = await client.get(file_url, headers=headers, timeout=5.0)
+            probes.append(Probe(response.status_code,
+                                response.headers.get("content-type", "").startswith("application/problem+json"),
+                                time.monotonic() - started))
+        except httpx.TransportError:
+            probes.append(Probe(None, False, time.monotonic() - started))
+        if len(probes) >= max_probes and time.monotonic() - killed >= down_for:
+            break
+        await asyncio.sleep(0.2)
+    starting = time.monotonic()
+    await asyncio.to_thread(system.seaweedfs.start)
+    started = time.monotonic()
+    await asyncio.to_thread(system.seaweedfs.wait_ready)
+    while (await client.get(file_url, headers=await tokens.headers(OFFICER))).status_code != 200:
+        if time.monotonic() - starting > 60:
+            raise AssertionError("the file did not download again within 60 s of the store's restart")
+        await asyncio.sleep(0.2)
+    ready = time.monotonic()
+    return FaultOutcome("SIGKILL object store", killed, started - starting, ready, ready - starting, probes)
+
+
 async def freeze_and_thaw(system: FaultSystem, client: httpx.AsyncClient, tokens: Tokens, name: str, *,
                           frozen_for: float) -> FaultOutcome:
     """SIGSTOP one service (a hung process: its port still accepts connections) and SIGCONT it after `frozen_for`
@@ -649,6 +711,7 @@ async def drill(system: FaultSystem, *, rounds: int = 1, workers: int = 3, pause
     outcomes: list[FaultOutcome] = []
     async with httpx.AsyncClient(base_url=system.stack.url("gateway"), timeout=10.0) as client:
         driver = LoadDriver(client, workers=workers, pause=pause)
+        file_url = await attach_probe_file(client, driver)
         stop = asyncio.Event()
         load = asyncio.create_task(driver.run(stop))
         try:
@@ -657,6 +720,8 @@ async def drill(system: FaultSystem, *, rounds: int = 1, workers: int = 3, pause
                 for name in ("registry", "cases", "reporting", "gateway"):
                     outcomes.append(await kill_and_restart(system, client, driver.tokens, name, down_for=down_for))
                     await asyncio.sleep(settle)
+                outcomes.append(await kill_object_store(system, client, driver.tokens, file_url, down_for=down_for))
+                await asyncio.sleep(settle)
                 outcomes.append(await restart_postgres(system, client, driver.tokens, down_for=pg_down_for))
                 await asyncio.sleep(settle)
             if freeze_for:

@@ -1,6 +1,7 @@
-"""Issue 7, faults (short form for CI): under load, each service is SIGKILLed and restarted, then PostgreSQL is
-stopped hard and started again; nothing acknowledged is lost or doubled, the statistics converge to an independent
-count, every service recovers by itself, and the gateway refuses calls to a stopped service at once.
+"""Issue 7, faults (short form for CI): under load, each service is SIGKILLed and restarted, then the object store
+(issue 12), then PostgreSQL is stopped hard and started again; nothing acknowledged is lost or doubled, the
+statistics converge to an independent count, every service recovers by itself, and the gateway refuses calls to a
+stopped service (and files while the store is down) at once.
 
 The long form with more load and rounds is `bench/faults.py`.
 """
@@ -30,7 +31,7 @@ async def result(system: FaultSystem) -> DrillResult:
 
 async def test_the_faults_hit_the_load(result: DrillResult) -> None:
     assert [o.fault for o in result.outcomes] == ["SIGKILL registry", "SIGKILL cases", "SIGKILL reporting",
-                                                  "SIGKILL gateway", "restart PostgreSQL"]
+                                                  "SIGKILL gateway", "SIGKILL object store", "restart PostgreSQL"]
     assert result.log.retried > 0, "no record needed a retry: the faults missed the load"
     assert result.verdict.intakes > 20 and result.verdict.children > 5
 
@@ -65,6 +66,17 @@ async def test_a_stopped_service_is_refused_at_once_as_problem_json(result: Dril
         for probe in outcome.probes:
             assert probe.status == 503 and probe.problem_json, (outcome.fault, probe)
             assert probe.seconds < UNAVAILABLE_WITHIN_SECONDS, (outcome.fault, probe)
+
+
+async def test_with_the_object_store_killed_files_are_refused_at_once_and_come_back(result: DrillResult) -> None:
+    (store,) = [o for o in result.outcomes if o.fault == "SIGKILL object store"]
+    assert store.probes
+    for probe in store.probes:
+        assert probe.status == 503 and probe.problem_json, probe
+        assert probe.seconds < UNAVAILABLE_WITHIN_SECONDS, probe
+    assert store.restarted_processes == []
+    # Intakes never needed the store: they were acknowledged while it was down.
+    assert any(store.stopped_at < t < store.ready_at for t in result.log.intake_acknowledged_at)
 
 
 async def test_services_recover_from_a_postgresql_restart_by_themselves(result: DrillResult) -> None:
