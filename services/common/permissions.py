@@ -74,6 +74,7 @@ class Action(StrEnum):
     WORK_READ = "work:read"
     # reporting
     STATS_READ = "stats:read"
+    CRITERIA_ENTER = "criteria:enter"
     # between services
     EVENTS_READ = "events:read"
     REGISTRY_SERVICE_READ = "registry:service_read"
@@ -113,6 +114,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_LINK_CHILD: J,
         Action.TASK_UPDATE: J,
         Action.WORK_READ: J,
+        Action.STATS_READ: J,
+        Action.CRITERIA_ENTER: J,
     },
     Role.COMMUNE_CHAIRMAN: {
         Action.CHILD_READ: J,
