@@ -192,17 +192,17 @@ async def _commune_versions(session: AsyncSession, province: str | None) -> dict
     query = select(table.c.location_code, table.c.version).where(func.length(table.c.location_code) == 5)
     if province is not None:
         query = query.where(table.c.province_code == province)
-    return dict((await session.execute(query)).tuples().all())
+    return {code: version for code, version in (await session.execute(query)).all()}
 
 
 async def _province_counts(session: AsyncSession, period: Period) -> dict[str, Counts]:
     """Every province's total for the period: stored totals where still current; otherwise the stale communes of
     all those provinces are counted together, in one pass over the facts, not province by province."""
     versions_table, stored_table = DataVersion.__table__, ProvinceFigures.__table__
-    versions = dict((await session.execute(
+    versions = {code: version for code, version in (await session.execute(
         select(versions_table.c.location_code, versions_table.c.version)
         .where(versions_table.c.location_code.in_(sorted(provinces())))
-    )).tuples().all())
+    )).all()}
     stored = {
         row.province_code: (row.version, row.figures)
         for row in await session.execute(
