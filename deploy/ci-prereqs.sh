@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Tools the deployment tests need that do not come from pyproject.toml: a compose client to validate
-# docker-compose.yml offline. Idempotent and quiet: does nothing when a client already works.
+# Tools the tests need that do not come from pyproject.toml, installed with apt only when missing (idempotent and
+# quiet): a compose client to validate docker-compose.yml offline, and poppler-utils (pdftoppm, pdftotext) to
+# render the reporting service's PDF reports in their tests.
 set -euo pipefail
 
-if docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1; then
+missing=()
+if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/null 2>&1; then
+    missing+=(docker-compose)
+fi
+if ! command -v pdftoppm >/dev/null 2>&1; then
+    missing+=(poppler-utils)
+fi
+if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ci-prereqs: no compose client and no apt-get; install docker-compose by hand" >&2
+    echo "ci-prereqs: missing ${missing[*]} and no apt-get; install them by hand" >&2
     exit 1
 fi
 SUDO=""
@@ -16,5 +24,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-docker-compose version >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
