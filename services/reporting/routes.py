@@ -100,7 +100,8 @@ def _validators(state: PollState, etag: str) -> dict[str, str]:
 
 
 def _not_modified(request: Request, etag: str, headers: dict[str, str]) -> Response | None:
-    unchanged = conditional(request, etag)
+    # Weak comparison (RFC 9110 13.1.2): the kit compares tags without their W/ prefix.
+    unchanged = conditional(request, etag.removeprefix("W/"))
     if unchanged is not None:
         unchanged.headers.update(headers)
     return unchanged

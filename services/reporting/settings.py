@@ -28,9 +28,9 @@ class ReportingSettings(ServiceSettings):
     timezone: str = "Asia/Ho_Chi_Minh"
     # Below province level, counts from 1 to `suppression_threshold - 1` are not published (primary suppression).
     suppression_threshold: int = Field(default=5, ge=2, le=100)
-    suppressed_label: str = Field(default="<5", max_length=10)
-    # Cells hidden only so a suppressed one cannot be recovered by subtraction (secondary suppression).
-    complementary_label: str = Field(default="x", max_length=10)
+    # What every hidden cell shows, whatever the reason it is hidden (a small count, or a cell hidden so that one
+    # cannot be worked out): two marks would tell a reader which hidden cells are small, and bound them.
+    suppressed_label: str = Field(default="x", max_length=10)
     # A period's report is due this many days after the period ends, per kind of period (month, quarter, half_year,
     # year, admin_half_year, admin_year). No statute in shared/law fixes these lags: they are configuration.
     report_due_lag_days: dict[str, int] = Field(default_factory=lambda: {
@@ -96,7 +96,7 @@ class ReportingSettings(ServiceSettings):
     def representation_key(self) -> str:
         """What a response depends on besides the data and the request: part of every ETag."""
         return hashlib.sha256(self.model_dump_json(include={
-            "suppression_threshold", "suppressed_label", "complementary_label", "timezone", "report_due_lag_days",
+            "suppression_threshold", "suppressed_label", "timezone", "report_due_lag_days",
             "province_due_dates", "commune_period_kinds", "marking_public", "marking_commune_own",
             "child_friendly_pass_marks", "child_friendly_scoring", "child_friendly_period",
         }).encode()).hexdigest()[:16]
