@@ -33,7 +33,7 @@ SELECT c.commune_code, c.sex, {_AGE_GROUP} AS age_group, least({_AGE}, 5) AS age
        count(*) FILTER (WHERE c.health_insurance_valid_until >= :as_of) AS insured,
        count(*) FILTER (WHERE c.disability) AS disabled
 FROM child_fact c
-WHERE c.commune_code = ANY(:communes) AND {_FOLLOWED}
+WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND {_FOLLOWED}
 GROUP BY 1, 2, 3, 4
 """)  # noqa: S608 (only constants are interpolated)
 
@@ -42,13 +42,13 @@ SPECIAL = text(f"""
 WITH spells AS (
     SELECT g.child_id, g.group_code, bool_or(g.supported) AS supported
     FROM child_special_group g
-    WHERE g.commune_code = ANY(:communes) AND g.start <= :as_of AND (g."end" IS NULL OR g."end" >= :as_of)
+    WHERE g.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND g.start <= :as_of AND (g."end" IS NULL OR g."end" >= :as_of)
     GROUP BY 1, 2
 ),
 followed AS (
     SELECT s.child_id, s.group_code, s.supported, c.commune_code, c.sex, c.disability, {_AGE_GROUP} AS age_group
     FROM spells s JOIN child_fact c ON c.child_id = s.child_id
-    WHERE c.commune_code = ANY(:communes) AND {_FOLLOWED}
+    WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND {_FOLLOWED}
 )
 SELECT 'group' AS level, commune_code, group_code, NULL AS sex, NULL AS age_group,
        count(*) AS children, count(*) FILTER (WHERE supported) AS supported,
@@ -65,7 +65,7 @@ FROM (SELECT child_id, commune_code, sex, age_group, bool_or(supported) AS suppo
 GROUP BY commune_code, sex, age_group
 """)  # noqa: S608
 
-_RECEIVED = "c.commune_code = ANY(:communes) AND c.received_on BETWEEN :start AND :end"
+_RECEIVED = "c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND c.received_on BETWEEN :start AND :end"
 
 # One pass over the cases received, each counted once in the total and once in every additive breakdown.
 CASES_RECEIVED = text(f"""
@@ -111,7 +111,7 @@ latest AS (
     SELECT DISTINCT ON (child_key) child_key, commune_code, child_sex, child_age_group, perpetrator{extra_columns}
     FROM cases ORDER BY child_key, received_at DESC, case_id DESC
 ),
-children AS (SELECT * FROM latest WHERE commune_code = ANY(:communes))"""  # noqa: S608
+children AS (SELECT * FROM latest WHERE commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))))"""  # noqa: S608
 
 
 ABUSED_CHILDREN = text(f"""
@@ -147,7 +147,7 @@ GROUP BY 1, 2
 
 CASES_CLOSED = text("""
 SELECT commune_code, closure_reason, coalesce(closure_kind, 'unknown') AS closure_kind, count(*) AS cases
-FROM case_fact WHERE commune_code = ANY(:communes) AND closed_on BETWEEN :start AND :end
+FROM case_fact WHERE commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND closed_on BETWEEN :start AND :end
 GROUP BY 1, 2, 3
 """)
 
@@ -156,7 +156,7 @@ TIMELINESS = text("""
 SELECT c.commune_code, d.name, c.abuse_forms && CAST(:criterion_6 AS varchar[]) AS criterion_6,
        count(*) AS settled, count(*) FILTER (WHERE d.met_at <= d.due_at) AS on_time
 FROM case_fact c JOIN case_deadline d ON d.case_id = c.case_id
-WHERE c.commune_code = ANY(:communes) AND c.received_on BETWEEN :start AND :end
+WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND c.received_on BETWEEN :start AND :end
   AND d.name IN ('plan_drafted', 'plan_approval') AND (d.met_at IS NOT NULL OR d.missed)
 GROUP BY 1, 2, 3
 """)
@@ -164,7 +164,7 @@ GROUP BY 1, 2, 3
 CRITERION_6 = text("""
 SELECT c.commune_code, form, count(*) AS settled, count(*) FILTER (WHERE d.met_at <= d.due_at) AS on_time
 FROM case_fact c JOIN case_deadline d ON d.case_id = c.case_id, unnest(c.abuse_forms) AS form
-WHERE c.commune_code = ANY(:communes) AND c.received_on BETWEEN :start AND :end
+WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND c.received_on BETWEEN :start AND :end
   AND d.name = 'plan_approval' AND (d.met_at IS NOT NULL OR d.missed)
   AND form = ANY(CAST(:criterion_6 AS varchar[]))
 GROUP BY 1, 2
@@ -173,7 +173,7 @@ GROUP BY 1, 2
 OVERDUE = text("""
 SELECT commune_code, name, count(*) AS steps
 FROM case_deadline
-WHERE commune_code = ANY(:communes) AND due_on BETWEEN :start AND :end AND (missed OR met_at > due_at)
+WHERE commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND due_on BETWEEN :start AND :end AND (missed OR met_at > due_at)
 GROUP BY 1, 2
 """)
 
@@ -183,11 +183,11 @@ SELECT commune_code, 'decided' AS kind,
        CASE WHEN competent_authority_extension THEN 'authority_request'
             WHEN extended_days > 0 THEN 'extended' ELSE 'not_extended' END AS extension,
        count(*) AS separations, 0 AS days
-FROM case_separation WHERE commune_code = ANY(:communes) AND decided_on BETWEEN :start AND :end
+FROM case_separation WHERE commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND decided_on BETWEEN :start AND :end
 GROUP BY 1, 2, 3, 4
 UNION ALL
 SELECT commune_code, 'ended', NULL, NULL, count(*), sum(days)
-FROM case_separation WHERE commune_code = ANY(:communes) AND ended_on BETWEEN :start AND :end
+FROM case_separation WHERE commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND ended_on BETWEEN :start AND :end
 GROUP BY 1
 """)
 
