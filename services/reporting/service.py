@@ -22,7 +22,7 @@ from services.common.auth import Subject
 from services.common.clock import utcnow
 from services.common.errors import BadRequest, NotFound
 from services.common.locations import communes, provinces
-from services.reporting.figures import Counts, add_counts, commune_counts
+from services.reporting.figures import Counts, add_counts, commune_counts, province_counts
 from services.reporting.indicators import BY_CODE, INDICATORS, LOCALITY, Indicator
 from services.reporting.ingest import NATION
 from services.reporting.models import CommuneFigures, DataVersion, ProvinceFigures
@@ -196,8 +196,8 @@ async def _commune_versions(session: AsyncSession, province: str | None) -> dict
 
 
 async def _province_counts(session: AsyncSession, period: Period) -> dict[str, Counts]:
-    """Every province's total for the period: stored totals where still current; otherwise the stale communes of
-    all those provinces are counted together, in one pass over the facts, not province by province."""
+    """Every province's total for the period: stored totals where still current; otherwise all the outdated
+    provinces are counted together, grouped by province, in one pass over the facts."""
     versions_table, stored_table = DataVersion.__table__, ProvinceFigures.__table__
     versions = {code: version for code, version in (await session.execute(
         select(versions_table.c.location_code, versions_table.c.version)
@@ -214,16 +214,11 @@ async def _province_counts(session: AsyncSession, period: Period) -> dict[str, C
     outdated = [p for p in versions if p not in result]
     if not outdated:
         return result
-    commune_versions = {code: version for code, version in (await _commune_versions(session, None)).items()
-                        if communes()[code].province_code in outdated}
-    current = await _current_counts(session, period, commune_versions)
-    by_province: dict[str, list[Counts]] = {p: [] for p in outdated}
-    for code, (_, counts) in current.items():
-        by_province[communes()[code].province_code].append(counts)
+    counted = await province_counts(session, outdated, period)
     statement = insert(stored_table)
     rows = []
-    for province, parts in by_province.items():
-        result[province] = add_counts(parts)
+    for province in outdated:
+        result[province] = counted[province]
         rows.append({"period_id": period.id, "province_code": province, "version": versions[province],
                      "figures": result[province]})
     await session.execute(statement.on_conflict_do_update(
