@@ -47,6 +47,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         own_docs=False,
         background=[lambda app, stop: app.state.keyring.reload_periodically(stop)],
         on_shutdown=[lambda app: app.state.proxy.close()],
+        # The proxy passes queries on to the services, which refuse unknown ones; OAuth endpoints must ignore them
+        # (RFC 6749 section 3.1).
+        refuse_unknown_query=False,
     )
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,

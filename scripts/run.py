@@ -43,13 +43,14 @@ def main() -> int:
     args = parser.parse_args()
 
     server_url = os.environ.get("CP_DATABASE_URL")
-    pg = Postgres(base_url=server_url.rstrip("/")) if server_url else embedded_postgres(VAR / "pg")
+    pg = (Postgres(base_url=server_url.rstrip("/")) if server_url
+          else embedded_postgres(VAR / "pg", stop_on_exit=True))
     names = {s.name: f"cp_{s.name}" for s in SERVICES}
     print("preparing databases ...", flush=True)
     create_databases(pg, list(names.values()))
     ports = {s.name: int(os.environ.get(f"CP_{s.name.upper()}_PORT", s.default_port)) for s in SERVICES}
     stack = Stack(pg=pg, database_names=names, ports=ports, client_secrets=load_secrets(VAR / "secrets.json"),
-                  seed_demo=not args.no_demo, log_dir=None)
+                  seed_demo=not args.no_demo, log_dir=None, log_format="console")
     stack.migrate_all()
 
     stopping = False
@@ -87,6 +88,8 @@ Press Ctrl-C to stop.
     finally:
         print("stopping ...", flush=True)
         stack.stop_all()
+        if not server_url:
+            print("stopping the embedded PostgreSQL ...", flush=True)
     return 0
 
 

@@ -66,11 +66,13 @@ class Postgres:
         return self.url("postgres").replace("postgresql+asyncpg://", "postgresql://")
 
 
-def embedded_postgres(data_dir: Path) -> Postgres:
+def embedded_postgres(data_dir: Path, *, stop_on_exit: bool = False) -> Postgres:
+    """An embedded PostgreSQL with its data in `data_dir`. `stop_on_exit`: stop the server when this process exits
+    (the run command); otherwise it stays up for the next process that asks (the test runs)."""
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode=None)
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop" if stop_on_exit else None)
     uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/path/to/socket
     socket_dir = uri.split("host=", 1)[1]
     return Postgres(base_url=f"postgresql+asyncpg://postgres@?host={quote(socket_dir)}", server=server)
@@ -147,6 +149,7 @@ class Stack:
     ports: dict[str, int]
     client_secrets: dict[str, str]
     environment: str = "development"
+    log_format: str = "json"
     seed_demo: bool = False
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -163,6 +166,7 @@ class Stack:
         gateway = self.url("gateway")
         env = {
             f"{p}ENVIRONMENT": self.environment,
+            f"{p}LOG_FORMAT": self.log_format,
             f"{p}PORT": str(self.ports[service.name]),
             f"{p}DATABASE_URL": self.database_url(service.name),
             f"{p}JWT_ISSUER": gateway,

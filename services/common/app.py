@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from services.common.auth import TokenVerifier
 from services.common.db import Database
@@ -17,6 +17,7 @@ from services.common.logging import configure_logging, get_logger
 from services.common.metrics import metrics_router
 from services.common.openapi import operation_id, use_problem_details
 from services.common.outbox import Outbox
+from services.common.parameters import reject_unknown_query_parameters
 from services.common.settings import ServiceSettings
 from services.common.tracing import configure_tracing, instrument_client
 
@@ -38,8 +39,9 @@ def create_service_app(
     background: Sequence[BackgroundTask] = (),
     own_docs: bool = True,
     on_shutdown: Sequence[ShutdownHook] = (),
+    refuse_unknown_query: bool = True,
 ) -> FastAPI:
-    configure_logging(name, settings.log_level)
+    configure_logging(name, settings.log_level, settings.log_format)
     logger = get_logger(name)
 
     @asynccontextmanager
@@ -72,7 +74,8 @@ def create_service_app(
     # The gateway serves a combined document and UI of its own instead (own_docs=False).
     docs = {} if own_docs else {"openapi_url": None, "docs_url": None, "redoc_url": None}
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
-                  generate_unique_id_function=operation_id, **docs)
+                  generate_unique_id_function=operation_id,
+                  dependencies=[Depends(reject_unknown_query_parameters)] if refuse_unknown_query else None, **docs)
     use_problem_details(app)
     app.state.settings = settings
     install_error_handlers(app)

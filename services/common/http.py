@@ -1,6 +1,7 @@
 """HTTP plumbing every service shares: the request id, a safe access log, security headers, and the outgoing
 HTTP client (one per process, on the aiohttp transport: httpx's default transport costs 95% of throughput here)."""
 
+import logging
 import re
 import time
 import uuid
@@ -23,6 +24,8 @@ SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
 ]
 access_logger = get_logger("access")
+# Polled every second or so by other services and by probes: logged at debug level, so a console shows the work.
+ROUTINE_ROUTES = frozenset({"/internal/v1/events", "/healthz", "/readyz", "/metrics"})
 
 
 class RequestContextMiddleware:
@@ -66,7 +69,8 @@ class RequestContextMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             seconds = time.perf_counter() - started
             observe_request(scope["method"], route, status, seconds)
-            access_logger.info(
+            access_logger.log(
+                logging.DEBUG if route in ROUTINE_ROUTES and status < 400 else logging.INFO,
                 "request",
                 extra={"method": scope["method"], "route": route, "status": status,
                        "duration_ms": round(seconds * 1000, 2)},

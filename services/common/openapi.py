@@ -1,13 +1,14 @@
 """What every service's OpenAPI document shares, so a generated client can use it: stable operationIds taken
-from the route functions' names (`create_case` becomes `createCase`), and every error declared as a `Problem` in
-`application/problem+json` (FastAPI declares its own 422 shape and puts error models under application/json)."""
+from the route functions' names (`create_case` becomes `createCase`), every error declared as a `Problem` in
+`application/problem+json` (FastAPI declares its own 422 shape and puts error models under application/json), and
+401 declared on every route that needs a token."""
 
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from services.common.errors import FieldError, Problem
+from services.common.errors import PROBLEM_DESCRIPTIONS, FieldError, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 PROBLEM_JSON = "application/problem+json"
@@ -41,7 +42,10 @@ def rewrite_error_responses(schema: dict[str, Any]) -> None:
         for operation in path.values():
             if not isinstance(operation, dict):
                 continue
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security") and "401" not in responses:
+                responses["401"] = {"description": PROBLEM_DESCRIPTIONS[401]}
+            for status, response in responses.items():
                 if status[:1] not in ("4", "5"):
                     continue
                 content = response.setdefault("content", {})

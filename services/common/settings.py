@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
     log_level: str = "INFO"
+    # json: one JSON object a line (production, log collectors); console: readable lines (the run command).
+    log_format: Literal["json", "console"] = "json"
 
     # Token verification: every service checks tokens itself against the gateway's keys.
     jwt_issuer: str = "http://127.0.0.1:8000"

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from services.common.logging import configure_logging
+from services.common.logging import LogFormat, configure_logging
 
 
 @pytest.fixture
@@ -24,10 +24,20 @@ def second_database_url(fresh_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def json_logs() -> Iterator[io.StringIO]:
     """The kit's JSON logging, configured as a service does, written to a buffer the test can read."""
+    yield from _captured_logs("json")
+
+
+@pytest.fixture
+def console_logs() -> Iterator[io.StringIO]:
+    """The readable one-line logging of the run command, written to a buffer."""
+    yield from _captured_logs("console")
+
+
+def _captured_logs(log_format: LogFormat) -> Iterator[io.StringIO]:
     root = logging.getLogger()
     touched = [logging.getLogger(name) for name in logging.root.manager.loggerDict] + [root]
     saved = [(logger, logger.handlers[:], logger.level, logger.propagate, logger.disabled) for logger in touched]
-    configure_logging("test")
+    configure_logging("test", log_format=log_format)
     buffer = io.StringIO()
     for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler):

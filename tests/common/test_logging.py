@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -42,3 +43,27 @@ async def test_no_personal_data_reaches_the_logs(json_logs: io.StringIO) -> None
     # The error line can be found from the request id the client got, and says what failed, not with what data.
     assert errors[0]["request_id"] == responses[2].headers["x-request-id"]
     assert errors[0]["error_type"] == "RuntimeError"
+
+
+async def test_console_logs_are_readable_without_personal_data_or_routine_polls(console_logs: io.StringIO) -> None:
+    app = build_sample_app()
+    app.add_api_route("/healthz", lambda: {"status": "ok"})
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/people", params={"q": NAME}, json={"full_name": NAME, "phone": PHONE,
+                                                                         "age": 9})).status_code == 201
+        assert (await client.get("/healthz")).status_code == 200
+    lines = console_logs.getvalue().splitlines()
+    assert any(line.endswith("POST /people -> 201 " + line.rsplit(" ", 2)[-2] + " ms") for line in lines), lines
+    assert not any("/healthz" in line for line in lines), "a routine probe filled the console"
+    text = console_logs.getvalue()
+    for secret in (NAME, PHONE, quote(NAME)):
+        assert secret not in text
+    assert not any(line.lstrip().startswith("{") for line in lines)
+
+
+def test_uvicorn_messages_have_their_placeholders_filled(console_logs: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 4242,
+                                            extra={"color_message": "Started server process [%d]"})
+    line = console_logs.getvalue().strip()
+    assert line.endswith("Started server process [4242]"), line
