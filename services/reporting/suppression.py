@@ -314,61 +314,69 @@ def suppress_family(counts: dict[str, dict[str, Counts]], periods: list[Period],
     hidden: dict[int, str] = {m: PRIMARY for m, small in enumerate(problem.primary) if small}
     groups, values = problem.groups, problem.values
     span = [(p, part) for p in range(len(periods)) for part in (0, 1)]  # every period, numerator and denominator
+    # Per equation, kept up to date as cells are hidden: how many are hidden and what they add up to in each period
+    # (numerators and denominators), so each rule is checked without walking the equation.
+    hidden_count = [0] * len(groups)
+    hidden_sum = [[0] * len(span) for _ in groups]
 
-    def empty(hidden_members: list[int]) -> list[tuple[int, int]]:
+    def hide(member: int, reason: str) -> None:
+        hidden[member] = reason
+        for number in problem.groups_of[member]:
+            hidden_count[number] += 1
+            sums = hidden_sum[number]
+            for index, (p, part) in enumerate(span):
+                sums[index] += values[member][p][part]
+
+    for member, reason in list(hidden.items()):
+        del hidden[member]
+        hide(member, reason)
+
+    def empty(number: int) -> list[tuple[int, int]]:
         # Rule 3, in any period: hidden cells that add up to 0 beside a published total are all zeros (for a
         # ratio, its numerators or its denominators).
-        return [(p, part) for p, part in span if sum(values[m][p][part] for m in hidden_members) == 0]
+        return [span[index] for index, total in enumerate(hidden_sum[number]) if total == 0]
 
-    def shows_zeros(hidden_members: list[int]) -> bool:
-        return bool(empty(hidden_members))
-
-    def broken(group: _Group) -> bool:
-        hidden_members = [m for m in group.members if m in hidden]
-        if not hidden_members:
+    def broken(number: int) -> bool:
+        group, count = groups[number], hidden_count[number]
+        if not count:
             return False
         if group.kind == COLUMN:
-            return len(hidden_members) < 3 or shows_zeros(hidden_members)
-        if len(hidden_members) == 1:
+            return count < 3 or 0 in hidden_sum[number]
+        if count == 1:
             return True
         if group.total is not None and group.total not in hidden:
-            return shows_zeros(hidden_members)
+            return 0 in hidden_sum[number]
         return False
 
-    def weight(member: int) -> tuple[bool, int, int]:
-        # The smallest positive cell costs the least information; a zero only when nothing else is left.
-        total = sum(value[1] for value in values[member])
-        return total == 0, total, member
+    # The smallest positive cell costs the least information; a zero only when nothing else is left.
+    weights = [(total == 0, total, member) for member, total in
+               enumerate(sum(value[1] for value in member_values) for member_values in values)]
+    weight = weights.__getitem__
 
-    def mend(group: _Group) -> None:
-        hidden_members = [m for m in group.members if m in hidden]
-        visible = [m for m in group.members if m not in hidden]
-        parts = [m for m in visible if m != group.total]
+    def mend(number: int) -> None:
+        group = groups[number]
+        parts = [m for m in group.members if m not in hidden and m != group.total]
         total_published = group.kind == COLUMN or (group.total is not None and group.total not in hidden)
-        if total_published and shows_zeros(hidden_members):
-            zeros = empty(hidden_members)
-            candidates = [m for m in parts if any(values[m][p][part] for p, part in zeros)]
-        else:
-            candidates = parts
+        zeros = empty(number) if total_published else []
+        candidates = [m for m in parts if any(values[m][p][part] for p, part in zeros)] if zeros else parts
         if not candidates:
             candidates = [group.total] if group.total is not None and group.total not in hidden else parts
         if not candidates:
             return
         choice = min(candidates, key=weight)
-        hidden[choice] = COMPLEMENTARY
+        hide(choice, COMPLEMENTARY)
         pending.extend(problem.groups_of[choice])
 
     def settle() -> None:
         while pending:
             number = pending.pop()
-            group = groups[number]
-            if broken(group):
+            if broken(number):
                 before = len(hidden)
-                mend(group)
+                mend(number)
                 if len(hidden) > before:
                     pending.append(number)
 
-    pending = [number for number, group in enumerate(groups) if broken(group)]
+    pending = [number for number in range(len(groups)) if broken(number)]
     settle()
     # The rules hold equation by equation; equations taken together can still pin a cell down. Until no small
     # count can be worked out, hide one more cell next to each that can, and apply the rules again.
@@ -377,7 +385,7 @@ def suppress_family(counts: dict[str, dict[str, Counts]], periods: list[Period],
         for member, reader in sorted(exposed.items()):
             choice = _nearest_visible(problem, hidden, member, weight, reader)
             if choice is not None:
-                hidden[choice] = COMPLEMENTARY
+                hide(choice, COMPLEMENTARY)
                 pending.extend(problem.groups_of[choice])
         settle()
         if len(hidden) == before:  # nothing left to hide near it: cannot happen while the province is published
