@@ -442,8 +442,8 @@ async def _driver(session: AsyncSession) -> Any:
 
 @cache
 def _staging_statements(table: Table, key: str, columns: tuple[str, ...]) -> tuple[str, str]:
-    """A session-local staging table shaped like `table` (emptied at each commit), and the statement that merges it
-    into `table`, replacing a row only by a newer revision."""
+    """A session-local staging table shaped like `table` (emptied at each commit: one merge per table and batch),
+    and the statement that merges it into `table`, replacing a row only by a newer revision."""
     stage = f"stage_{table.name}"
     create = f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DELETE ROWS"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
@@ -463,7 +463,6 @@ async def _copy_upsert(session: AsyncSession, table: Table, key: str, rows: list
     await driver.copy_records_to_table(f"stage_{table.name}", columns=list(columns),
                                        records=[tuple(row[c] for c in columns) for row in rows])
     await driver.execute(merge)
-    await driver.execute(f"TRUNCATE stage_{table.name}")
 
 
 async def _copy_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
