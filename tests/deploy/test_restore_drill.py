@@ -110,7 +110,7 @@ async def figures(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[st
 def totals(values: dict[str, list[dict[str, Any]]]) -> tuple[Any, Any]:
     year = str(datetime.now(UTC).year)
     rows = {r["indicator"]: r["value"] for r in values[PROVINCE] if r["breakdown"] is None and r["period"] == year}
-    return rows["TE01"], rows["VV01"]
+    return rows["HT-TE01"], rows["HT-VV01"]
 
 
 @pytest.fixture
