@@ -10,6 +10,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.routes import router
 from gateway.service import Identity, KeyRing, seed_demo_users
 from gateway.settings import GatewaySettings
+from gateway.vocabularies import vocabularies_router
 from services.common.app import create_service_app
 from services.common.auth import TokenVerifier
 
@@ -42,7 +43,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="The one public entry: sign-in, tokens, and every service's API under its prefix.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router],
+        # Before `router`: its catch-all /{service}/{path} would take /v1/vocabularies.
+        routers=[vocabularies_router(), router],
         on_startup=[start],
         own_docs=False,
         background=[lambda app, stop: app.state.keyring.reload_periodically(stop)],

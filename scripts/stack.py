@@ -173,6 +173,8 @@ class Stack:
             f"{p}JWKS_URL": f"{gateway}/.well-known/jwks.json",
             f"{p}GATEWAY_URL": gateway,
         }
+        if service.name != "gateway":  # the gateway publishes each service under /<name>
+            env[f"{p}PUBLIC_PATH_PREFIX"] = f"/{service.name}"
         if service.name in self.client_secrets:
             env[f"{p}SERVICE_CLIENT_ID"] = service.name
             env[f"{p}SERVICE_CLIENT_SECRET"] = self.client_secrets[service.name]

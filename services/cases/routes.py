@@ -29,6 +29,7 @@ from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
 from services.common.auth import Subject, require
 from services.common.db import DbSession
+from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import PERMISSIONS, Action, Agency
 
@@ -125,7 +126,9 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
     ]
 
 
-@router.post("/cases", response_model=CaseRead, status_code=201, responses=PROBLEMS,
+@router.post("/cases", response_model=CaseRead, status_code=201,
+             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "The case an earlier request with the "
+                                                                             "same Idempotency-Key created"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
     session: DbSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
@@ -133,7 +136,7 @@ async def create_case(
                                                    pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> Response:
     detail, created = await service.create_case(session, subject, body, idempotency_key, settings)
-    return case_response(detail, 201 if created else 200, {"Location": f"/v1/cases/{detail.case.id}"})
+    return case_response(detail, 201 if created else 200, {"Location": public_path(f"/v1/cases/{detail.case.id}")})
 
 
 @router.get("/cases", response_model=Page[CaseSummary], responses=LIST_PROBLEMS,

@@ -76,10 +76,10 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   generate_unique_id_function=operation_id,
                   dependencies=[Depends(reject_unknown_query_parameters)] if refuse_unknown_query else None, **docs)
-    use_problem_details(app)
+    use_problem_details(app, refuses_unknown_query=refuse_unknown_query)
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, public_path_prefix=settings.public_path_prefix)
     app.include_router(health_router(migrations_dir))
     app.include_router(metrics_router(settings.metrics_token))
     if outbox is not None:

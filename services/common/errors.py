@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.links import public_path
 from services.common.logging import get_logger, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
@@ -63,8 +64,13 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
 def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
     """The error answers a route really gives, for its `responses=`: each a `Problem` as application/problem+json.
 
-    `descriptions` overrides the generic text of a status, keyed `s409="..."`.
+    `descriptions` overrides the generic text of a status, keyed `s409="..."`. A description of a status not listed
+    is refused: a success answer (a 200 replay, a 304) needs its own declaration, `responses={200: {"model": ...}}`.
     """
+    stray = sorted(key for key in descriptions if key.removeprefix("s") not in {str(s) for s in statuses})
+    if stray:
+        raise TypeError(f"problem_responses: {', '.join(stray)} describe statuses not listed; declare a success "
+                        "answer in responses= with its model")
     return {
         status: {"model": Problem,
                  "description": descriptions.get(f"s{status}", PROBLEM_DESCRIPTIONS.get(status, "Error"))}
@@ -216,19 +222,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
         extra = {key: value for key, value in exc.extra.items() if key not in PROBLEM_MEMBERS | {"type_suffix"}}
         return problem_response(exc.status, exc.title, exc.detail, type_suffix=exc.type_suffix,
-                                instance=request.url.path, headers=exc.headers, **extra)
+                                instance=public_path(request.url.path), headers=exc.headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(422, "Invalid data", "The request does not match the expected shape.",
-                                type_suffix="validation-error", instance=request.url.path,
+                                type_suffix="validation-error", instance=public_path(request.url.path),
                                 errors=_clean_validation_errors(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else "Error"
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-        return problem_response(exc.status_code, title, detail, instance=request.url.path,
+        return problem_response(exc.status_code, title, detail, instance=public_path(request.url.path),
                                 headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -10,6 +10,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.links import public_path_prefix_var
 from services.common.logging import get_logger, request_id_var
 from services.common.metrics import observe_request
 
@@ -29,14 +30,17 @@ ROUTINE_ROUTES = frozenset({"/internal/v1/events", "/healthz", "/readyz", "/metr
 
 
 class RequestContextMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): adds the request id, security headers and one access-log line.
+    """Pure ASGI (no BaseHTTPMiddleware): adds the request id, security headers and one access-log line, and makes
+    the service's public path prefix current (services/common/links.py).
 
     The access log names the route template, never the raw path or query string, which can hold personal data.
     """
 
-    def __init__(self, app: ASGIApp, *, docs_paths: tuple[str, ...] = ("/docs", "/redoc")):
+    def __init__(self, app: ASGIApp, *, docs_paths: tuple[str, ...] = ("/docs", "/redoc"),
+                 public_path_prefix: str = ""):
         self.app = app
         self.docs_paths = docs_paths
+        self.public_path_prefix = public_path_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,6 +49,7 @@ class RequestContextMiddleware:
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        prefix_token = public_path_prefix_var.set(self.public_path_prefix)
         started = time.perf_counter()
         status = 500
         is_docs = scope["path"].startswith(self.docs_paths)
@@ -76,6 +81,7 @@ class RequestContextMiddleware:
                        "duration_ms": round(seconds * 1000, 2)},
             )
             request_id_var.reset(token)
+            public_path_prefix_var.reset(prefix_token)
 
 
 def new_http_client(timeout: float = 10.0, max_connections: int = 200) -> httpx.AsyncClient:

@@ -3,7 +3,7 @@
 import json
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.auth import TrustedIssuer
@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # json: one JSON object a line (production, log collectors); console: readable lines (the run command).
     log_format: Literal["json", "console"] = "json"
+    # Where the gateway publishes this service ("/cases"): put in front of every path the service hands out
+    # (Location, problem instance, links in bodies; services/common/links.py). Empty: called directly.
+    public_path_prefix: str = Field("", pattern=r"^(/[A-Za-z0-9._~-]+)*$", max_length=200)
 
     # Token verification: every service checks tokens itself against the gateway's keys.
     jwt_issuer: str = "http://127.0.0.1:8000"

@@ -80,23 +80,35 @@ def render(vocabularies: Sequence[Vocabulary]) -> bytes:
     ]})
 
 
+def body_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+NOT_MODIFIED = {304: {"description": "Not modified: the lists you hold (If-None-Match) are current"}}
+
+
+def vocabularies_response(request: Request, body: bytes, current: str) -> Response:
+    """The lists (`render`ed) as public JSON that may be cached five minutes; 304 when If-None-Match is current."""
+    headers = {"ETag": current, "Cache-Control": "public, max-age=300"}
+    unchanged = conditional(request, current)
+    if unchanged is not None:
+        unchanged.headers.update(headers)
+        return unchanged
+    return Response(body, media_type="application/json", headers=headers)
+
+
 def vocabularies_router(vocabularies: Sequence[Vocabulary]) -> APIRouter:
     """`GET /v1/vocabularies`: public (labels are not personal data), cacheable, 304 on a matching ETag."""
     names = [v.name for v in vocabularies]
     if len(set(names)) != len(names):
         raise ValueError("vocabulary names must be unique")
     body = render(vocabularies)
-    current = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    current = body_etag(body)
     router = APIRouter(prefix="/v1", tags=["vocabularies"])
 
-    @router.get("/vocabularies", response_model=Vocabularies,
+    @router.get("/vocabularies", response_model=Vocabularies, responses=NOT_MODIFIED,
                 summary="Code lists with their Vietnamese and English labels")
     async def list_vocabularies(request: Request) -> Response:
-        headers = {"ETag": current, "Cache-Control": "public, max-age=300"}
-        unchanged = conditional(request, current)
-        if unchanged is not None:
-            unchanged.headers.update(headers)
-            return unchanged
-        return Response(body, media_type="application/json", headers=headers)
+        return vocabularies_response(request, body, current)
 
     return router

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from services.common.auth import Subject, require
 from services.common.db import DbSession
 from services.common.errors import NotFound, PayloadTooLarge, UnprocessableContent
+from services.common.links import public_path
 from services.common.locations import communes, provinces
 from services.common.pagination import Page
 from services.common.permissions import Action
@@ -68,7 +69,7 @@ def child_response(view: dict[str, Any], child: Child, status_code: int = 200,
                    headers: dict[str, str] | None = None) -> Response:
     """A `ChildView` as JSON with the record's ETag."""
     return Response(dump_json(view), status_code=status_code, media_type="application/json",
-                    headers={"ETag": service.etag(child), "Content-Location": f"/v1/children/{child.id}",
+                    headers={"ETag": service.etag(child), "Content-Location": public_path(f"/v1/children/{child.id}"),
                              **(headers or {})})
 
 
@@ -81,7 +82,7 @@ async def create_child(session: DbSession, subject: ChildCreator, body: ChildCre
     child = await service.create_child(session, subject, body)
     scope = service.access_scope(subject, Action.CHILD_READ) or service.access_scope(subject, Action.CHILD_CREATE)
     return child_response(service.project(child, subject, scope), child, 201,
-                          {"Location": f"/v1/children/{child.id}"})
+                          {"Location": public_path(f"/v1/children/{child.id}")})
 
 
 @router.get("/children", response_model=Page[ChildView], tags=["children"], responses=PROBLEMS)
@@ -171,7 +172,7 @@ async def merge_children(session: DbSession, subject: ChildMerger, child_id: uui
 
 def import_view(job: ImportJob) -> ImportJobRead:
     return ImportJobRead.model_validate(
-        {**job.model_dump(), "errors_url": f"/v1/imports/{job.id}/errors"})
+        {**job.model_dump(), "errors_url": public_path(f"/v1/imports/{job.id}/errors")})
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -212,7 +213,7 @@ async def start_import(
     await audit.record(session, subject, "import", "import_job", str(job_id))
     # Starts after the response, hence after the commit: the job row is there when the task reads it.
     background.add_task(runner.start, job_id, encoding)
-    response.headers["Location"] = f"/v1/imports/{job_id}"
+    response.headers["Location"] = public_path(f"/v1/imports/{job_id}")
     return import_view(job)
 
 

@@ -10,7 +10,13 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from services.common.auth import current_subject
-from services.common.errors import BadRequest, PreconditionFailed, PreconditionRequired, install_error_handlers
+from services.common.errors import (
+    BadRequest,
+    PreconditionFailed,
+    PreconditionRequired,
+    install_error_handlers,
+    problem_responses,
+)
 from services.common.openapi import operation_id, use_problem_details
 from services.common.pagination import CursorInt, CursorText, decode_cursor, encode_cursor
 from services.common.parameters import reject_unknown_query_parameters
@@ -84,3 +90,9 @@ def test_text_cursors_refuse_control_characters() -> None:
     with pytest.raises(BadRequest):
         decode_cursor(encode_cursor(["Nguy\x00n"]), 1, (CursorText,))
     assert decode_cursor(encode_cursor(["Nguyễn"]), 1, (CursorText,)) == ["Nguyễn"]
+
+
+def test_problem_responses_refuses_a_description_of_a_status_it_does_not_declare() -> None:
+    assert set(problem_responses(404, 409, s409="Merged")) == {404, 409}
+    with pytest.raises(TypeError, match="s200"):
+        problem_responses(401, 404, s200="A retry: the first answer")

@@ -40,7 +40,7 @@ async def call(api: Api, service: str, method: str, path: str, headers: dict[str
 
 def test_every_route_declares_an_action_or_is_public() -> None:
     public = {"/healthz", "/readyz", "/auth/token", "/auth/refresh", "/auth/logout", "/auth/me",
-              "/.well-known/jwks.json", "/v1/vocabularies"}  # labels: public, by contract 1
+              "/.well-known/jwks.json", "/v1/vocabularies"}
     for service, method, path, actions in route_permissions():
         bare = path.removeprefix(f"/{service}") if service != "gateway" else path
         assert actions or bare in public, f"{method} {path} declares no action"

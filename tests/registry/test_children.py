@@ -31,7 +31,7 @@ async def test_full_record_round_trip(registry: Registry) -> None:
     assert created.status_code == 201, created.text
     child = created.json()
     assert created.headers["etag"] == f'"{child["id"]}.1"'
-    assert created.headers["location"] == f"/v1/children/{child['id']}"
+    assert created.headers["location"] == f"/registry/v1/children/{child['id']}"
     read = (await registry.get(child["id"])).json()
     assert read["guardians"][0]["phone"] == "0912345678"
     assert read["special_groups"][0]["group"] == "d" and read["special_groups"][0]["recorded_by"]
