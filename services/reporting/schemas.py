@@ -30,19 +30,19 @@ class SuppressionRead(BaseModel):
     commune_periods: list[str] = Field(description="Kinds of period whose commune figures are published")
 
 
-class RevisionRead(BaseModel):
+class ReportRevisionRead(BaseModel):
     number: int = Field(description="1 when first published; grows when the period's figures change (a case later "
                                     "found unfounded, a late correction)")
     first_published_at: str
     revised_at: str
 
 
-class MarkingRead(BaseModel):
+class ReportMarkingRead(BaseModel):
     level: str = Field(description="restricted (published figures) or commune_only (a commune's own figures)")
     text_vi: str = Field(description="Mức độ mật và phạm vi cung cấp (Decree 56/2017 Art. 24(3))")
     data_as_of: str | None = Field(description="The figures include every event the producers recorded before this")
     checked_at: str | None = None
-    revision: RevisionRead | None = None
+    revision: ReportRevisionRead | None = None
 
 
 class ValueRead(BaseModel):
@@ -103,7 +103,7 @@ class ReportIndicator(BaseModel):
 class ReportRead(BaseModel):
     period: PeriodRead
     location: LocationRead
-    marking: MarkingRead
+    marking: ReportMarkingRead
     freshness: dict[str, FeedState]
     suppression: SuppressionRead
     indicators: list[ReportIndicator]
