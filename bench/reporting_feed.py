@@ -70,12 +70,23 @@ def case_snapshot(number: int, children: int) -> dict[str, Any]:
     if emergency:
         deadlines["emergency_protection"] = deadline(12)
     closed = received + timedelta(days=60) if rng.random() < 0.5 else None
+    category = rng.choice(("abused", "abused", "abused", "at_risk", "special_circumstances"))
     return {
+        "category": category, "channel": rng.choice(("phone", "in_person", "through_another_person")),
+        "intake_agency": rng.choice(("hotline", "hotline", "police", "peoples_committee")),
+        "perpetrator_relationship": rng.choice(("parent", "relative", "stranger", "unknown")),
+        "child_age_years": rng.randrange(0, 16), "child_views_taken": rng.choice((None, True, False)),
+        "risk_forms": ["violence"] if category == "at_risk" else [],
+        "special_groups": [rng.choice(GROUPS)] if category == "special_circumstances" else [],
+        "separations": [{"decided_at": (received + timedelta(hours=6)).isoformat(), "ended_at": (
+            received + timedelta(days=rng.randrange(3, 30))).isoformat(), "extended_days": 0,
+            "competent_authority_extension": False}] if rng.random() < 0.05 else [],
         "case_id": f"ca000000-0000-4000-8000-{number:012x}", "revision": 1,
         "province_code": communes()[commune].province_code, "commune_code": commune,
         "received_at": received.isoformat(), "child_sex": rng.choice(("male", "female", "unknown")),
         "child_age_group": rng.choice(("0-5", "6-10", "11-15")), "child_id": child_id(linked),
-        "abuse_forms": rng.sample(FORMS, 1 + (rng.random() < 0.2)), "environment": rng.choice(ENVIRONMENTS),
+        "abuse_forms": rng.sample(FORMS, 1 + (rng.random() < 0.2)) if category == "abused" else [],
+        "environment": rng.choice(ENVIRONMENTS),
         "state": "closed" if closed else "implementing", "emergency": emergency,
         "closure_reason": "safe_and_stable" if closed else None, "closed_at": closed and closed.isoformat(),
         "deadlines": deadlines,

@@ -79,6 +79,7 @@ class Action(StrEnum):
     ATTACHMENT_HOLD = "attachment:hold"
     # reporting
     STATS_READ = "stats:read"
+    CRITERIA_ENTER = "criteria:enter"
     # between services
     EVENTS_READ = "events:read"
     REGISTRY_SERVICE_READ = "registry:service_read"
@@ -124,6 +125,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.ATTACHMENT_READ: J,
         Action.ATTACHMENT_DELETE: J,
         Action.ATTACHMENT_HOLD: J,
+        Action.STATS_READ: J,
+        Action.CRITERIA_ENTER: J,
     },
     Role.COMMUNE_CHAIRMAN: {
         Action.CHILD_READ: J,

@@ -9,11 +9,13 @@ from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.consumer import FeedConsumer
 from services.common.permissions import Action
+from services.common.vocabulary import vocabularies_router
 from services.reporting.ingest import Ingestor
 from services.reporting.models import feed_cursors
 from services.reporting.routes import router
-from services.reporting.service import ProvinceViews
+from services.reporting.service import ProvinceViews, Revisions
 from services.reporting.settings import ReportingSettings
+from services.reporting.vocabulary import VOCABULARIES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,6 +26,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     async def start(app: FastAPI) -> None:
         app.state.province_views = ProvinceViews(settings.province_views_cached)
+        app.state.revisions = Revisions()
 
     async def consume_feeds(app: FastAPI, stop: asyncio.Event) -> None:
         tokens = ServiceTokenProvider(app.state.http, f"{settings.gateway_url}/auth/token",
@@ -47,7 +50,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         description="Indicators for provinces and the ministry, from the registry's and cases' event feeds.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router],
+        routers=[router, vocabularies_router(VOCABULARIES)],
         on_startup=[start],
         background=[consume_feeds],
     )

@@ -1,117 +1,96 @@
-"""A report in the shapes pollers import: JSON, CSV and XLSX with Vietnamese headers, and a DHIS2 dataValueSet."""
+"""A report in the shapes pollers import: JSON (with the Vietnamese and English labels of every category) and CSV
+with Vietnamese headers. Every output carries its confidentiality marking, the data's freshness and its revision
+(Decree 56/2017 Art. 24(3)); the XLSX and PDF documents are in `documents.py`, the DHIS2 shapes in `dhis2.py`."""
 
 import csv
 import io
+from dataclasses import dataclass
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
+from services.reporting.indicators import BY_CODE, GROUPS
+from services.reporting.service import Place, PollState, Revision, ValueRow
+from services.reporting.vocabulary import BREAKDOWNS
 
-from services.common.locations import communes, provinces
-from services.reporting.indicators import BREAKDOWN_NAMES, BY_CODE, LABELS_VI, LOCALITY
-from services.reporting.service import Place, ValueRow
-
-UNITS_VI = {"children": "trẻ em", "cases": "vụ việc", "steps": "bước", "percent": "%"}
+UNITS_VI = {"children": "trẻ em", "cases": "vụ việc", "steps": "bước", "separations": "lượt", "percent": "%",
+            "days": "ngày"}
 HEADERS_VI = ["Mã chỉ tiêu", "Tên chỉ tiêu", "Kỳ báo cáo", "Mã địa bàn", "Tên địa bàn", "Phân tổ", "Mã nhóm",
-              "Nhóm", "Giá trị", "Tử số", "Mẫu số", "Đơn vị tính", "Ghi chú"]
-SUPPRESSED_NOTE_VI = {"primary": "Số nhỏ, không công bố", "complementary": "Ẩn để bảo vệ số nhỏ"}
+              "Nhóm", "Giá trị", "Tử số", "Mẫu số", "Đơn vị tính", "Ghi chú", "Mức độ mật", "Số liệu cập nhật đến",
+              "Lần sửa đổi"]
+SUPPRESSED_NOTE_VI = "Không công bố để bảo vệ số nhỏ"
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PDF_TYPE = "application/pdf"
 
 
-def category_label(breakdown: str | None, category: str | None) -> str:
-    if breakdown is None or category is None:
-        return "Tổng số"
-    if breakdown == LOCALITY:
-        found = provinces().get(category) or communes().get(category)
-        return found.name if found else category
-    return LABELS_VI.get(breakdown, {}).get(category, category)
+@dataclass(frozen=True)
+class Marking:
+    """What every output says about itself: how confidential it is and to whom it may go (Decree 56/2017
+    Art. 24(3)), how fresh its data are, and which revision of the period's figures it is."""
+
+    level: str  # "restricted" (published, small counts hidden) or "commune_only" (a commune's own figures)
+    text_vi: str
+    data_as_of: str | None
+    checked_at: str | None
+    revision: Revision
+
+    def describe(self) -> dict[str, Any]:
+        return {"level": self.level, "text_vi": self.text_vi, "data_as_of": self.data_as_of,
+                "checked_at": self.checked_at, "revision": self.revision.describe()}
+
+    def headers(self) -> dict[str, str]:
+        # Header values are Latin-1: the Vietnamese text is in the body.
+        return {"Confidentiality": self.level, "Report-Revision": str(self.revision.number),
+                "Report-Revised-At": self.revision.revised_at.isoformat()}
+
+
+def marking_for(own: bool, state: PollState, revision: Revision, public_text: str, own_text: str) -> Marking:
+    checked = [feed["checked_at"] for feed in state.freshness.values() if feed.get("checked_at")]
+    return Marking("commune_only" if own else "restricted", own_text if own else public_text, state.data_as_of,
+                   min(checked) if checked else None, revision)
 
 
 def json_report(rows: list[ValueRow], period: dict[str, Any], where: Place, freshness: dict[str, Any],
-                suppression: dict[str, Any]) -> dict[str, Any]:
+                suppression: dict[str, Any], marking: Marking) -> dict[str, Any]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         grouped.setdefault(row.indicator, []).append(
-            {"breakdown": row.breakdown, "category": row.category, "value": row.value, "display": row.display,
-             "numerator": row.numerator, "denominator": row.denominator, "suppressed": row.suppressed})
+            {"breakdown": row.breakdown, "category": row.category, **row.labels(), "value": row.value,
+             "display": row.display, "numerator": row.numerator, "denominator": row.denominator,
+             "suppressed": row.suppressed})
     return {
         "period": period,
         "location": {"code": where.code, "level": where.level, "name": where.name},
+        "marking": marking.describe(),
         "freshness": freshness,
         "suppression": suppression,
         "indicators": [
-            {"code": code, "name_vi": BY_CODE[code].name_vi, "name_en": BY_CODE[code].name_en,
-             "unit": BY_CODE[code].unit, "values": values}
+            {"code": code, "group": BY_CODE[code].group, "group_vi": GROUPS[BY_CODE[code].group][0],
+             "name_vi": BY_CODE[code].name_vi, "name_en": BY_CODE[code].name_en, "unit": BY_CODE[code].unit,
+             "values": values}
             for code, values in grouped.items()
         ],
     }
 
 
-def _table(rows: list[ValueRow], period_id: str, where: Place) -> list[list[Any]]:
-    table: list[list[Any]] = []
+def table(rows: list[ValueRow], period_id: str, where: Place, marking: Marking) -> list[list[Any]]:
+    lines: list[list[Any]] = []
     for row in rows:
         indicator = BY_CODE[row.indicator]
-        table.append([
+        lines.append([
             row.indicator, indicator.name_vi, period_id, where.code, where.name,
-            BREAKDOWN_NAMES[row.breakdown][0] if row.breakdown else "", row.category or "",
-            category_label(row.breakdown, row.category), row.display, row.numerator, row.denominator,
-            UNITS_VI[indicator.unit], SUPPRESSED_NOTE_VI.get(row.suppressed or "", ""),
+            BREAKDOWNS.label(row.breakdown) if row.breakdown else "", row.category or "",
+            row.labels()["category_vi"], row.display, row.numerator, row.denominator, UNITS_VI[indicator.unit],
+            SUPPRESSED_NOTE_VI if row.suppressed else "", marking.text_vi, marking.data_as_of or "",
+            marking.revision.number,
         ])
-    return table
+    return lines
 
 
-def csv_report(rows: list[ValueRow], period_id: str, where: Place) -> bytes:
+def csv_report(rows: list[ValueRow], period_id: str, where: Place, marking: Marking) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADERS_VI)
-    for line in _table(rows, period_id, where):
+    for line in table(rows, period_id, where, marking):
         writer.writerow(["" if cell is None else cell for cell in line])
     # A byte-order mark so spreadsheet programs read the Vietnamese text as UTF-8.
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def xlsx_report(rows: list[ValueRow], period_id: str, where: Place, title: str) -> bytes:
-    """Blocking (builds a workbook): call it from a worker thread."""
-    workbook = Workbook(write_only=False)
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "Báo cáo"
-    sheet.append([title])
-    sheet["A1"].font = Font(bold=True)
-    sheet.append([])
-    sheet.append(HEADERS_VI)
-    for cell in sheet[3]:
-        cell.font = Font(bold=True)
-    for line in _table(rows, period_id, where):
-        value_cell = line[8]
-        # Published numbers as numbers, suppression labels as text.
-        try:
-            line[8] = float(value_cell) if "." in value_cell else int(value_cell)
-        except ValueError:
-            line[8] = value_cell
-        sheet.append(line)
-    for column, width in zip("ABCDEFGHIJKLM", (10, 60, 10, 10, 24, 24, 14, 40, 10, 10, 10, 10, 24), strict=True):
-        sheet.column_dimensions[column].width = width
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def dhis2_data_value_set(rows: list[ValueRow], period_id: str, where: Place, complete_date: str) -> dict[str, Any]:
-    """DHIS2 `dataValueSet` (import with idScheme=CODE): data element = indicator code, category option combo =
-    `breakdown_category` or `default`. Suppressed cells are left out: DHIS2 stores numbers only."""
-    values = []
-    for row in rows:
-        if row.value is None:
-            continue
-        org_unit = where.code
-        combo = "default"
-        if row.breakdown == LOCALITY and row.category:
-            org_unit = row.category
-        elif row.breakdown:
-            combo = f"{row.breakdown}_{row.category}"
-        values.append({"dataElement": row.indicator, "period": period_id, "orgUnit": org_unit,
-                       "categoryOptionCombo": combo, "value": str(row.value)})
-    return {"dataSet": "BVTE_REPORT", "period": period_id, "orgUnit": where.code, "completeDate": complete_date,
-            "dataValues": values}

@@ -25,11 +25,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from sqlalchemy import Table, TextClause, any_, bindparam, delete, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, any_, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.clock import utcnow
 from services.common.locations import communes
 from services.common.logging import get_logger
 from services.common.outbox import Event
@@ -37,6 +37,7 @@ from services.reporting.indicators import INTERVENTION_DEADLINES, INTERVENTION_S
 from services.reporting.models import (
     CaseDeadline,
     CaseFact,
+    CaseSeparation,
     ChildFact,
     ChildSpecialGroup,
     FeedProgress,
@@ -49,6 +50,7 @@ CHILD_SNAPSHOT_EVENTS = {"child.registered", "child.changed"}
 # Anything a snapshot carries must fit the columns, or one bad event would fail its batch forever.
 MAX_REVISION = 2**31 - 1
 CASE_SNAPSHOT_EVENTS = {"case.received", "case.changed", "case.deadline_missed"}
+ANALYZE_EVERY = 100_000  # events applied between two refreshes of the planner's statistics
 
 
 class _Snapshot(BaseModel):
@@ -115,7 +117,32 @@ class DeadlineState(BaseModel):
     missed: bool = False
 
 
+Code = Annotated[str, StringConstraints(min_length=1, max_length=30, pattern=r"^[a-z0-9_+-]+$")]
+CommuneCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
+
+
+class EmergencyMeasure(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    taken_at: Moment
+    agency: Code | None = None
+
+
+class Separation(BaseModel):
+    """A temporary separation (Decree 56 Art. 32): at most 15 days unless a competent authority asks for more."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decided_at: Moment
+    ends_at: Moment | None = None
+    ended_at: Moment | None = None
+    extended_days: int = Field(default=0, ge=0, le=3650)
+    competent_authority_extension: bool = False
+
+
 class CaseSnapshot(_Snapshot):
+    """A case snapshot (docs/events.md). Fields added in 2026 are optional: an older event leaves them unknown."""
+
     case_id: uuid.UUID
     received_at: Moment
     child_sex: str = Field(max_length=10)
@@ -130,6 +157,22 @@ class CaseSnapshot(_Snapshot):
     closed_at: Moment | None = None
     deadlines: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], DeadlineState] = Field(
         default_factory=dict, max_length=50)
+    category: Literal["abused", "at_risk", "special_circumstances"] | None = None
+    risk_forms: list[Code] = Field(default_factory=list, max_length=10)
+    special_groups: list[Literal["a", "b", "c", "d", "dd", "e", "g", "h", "i", "k", "l", "m", "n", "o"]] = Field(
+        default_factory=list, max_length=14)
+    channel: Code | None = None
+    intake_agency: Code | None = None
+    incident_commune_code: CommuneCode | None = None
+    residence_commune_code: CommuneCode | None = None
+    perpetrator_relationship: Code | None = None
+    child_age_years: int | None = Field(default=None, ge=0, le=25)
+    child_views_taken: bool | None = None
+    parent_views: Code | None = None
+    emergency_measure: EmergencyMeasure | None = None
+    separations: list[Separation] = Field(default_factory=list, max_length=50)
+    plan_approved_at: Moment | None = None
+    closure_kind: Literal["review", "early"] | None = None
 
 
 class Ingestor:
@@ -138,6 +181,7 @@ class Ingestor:
     def __init__(self, zone: str = "Asia/Ho_Chi_Minh"):
         self.zone = ZoneInfo(zone)
         self._offset = lru_cache(maxsize=4096)(self._offset_at)
+        self._since_analyze = 0
 
     def _offset_at(self, quarter_hour: datetime) -> timedelta:
         offset = quarter_hour.astimezone(self.zone).utcoffset()
@@ -174,6 +218,7 @@ class Ingestor:
         touched |= await self._retire_merged(session, merges)
         await _bump_versions(session, touched)
         await _record_progress(session, "registry", events)
+        await self._keep_statistics(session, len(events))
 
     async def apply_cases_events(self, session: AsyncSession, events: list[Event]) -> None:
         await _relax_durability(session)
@@ -192,6 +237,16 @@ class Ingestor:
         touched = await self._upsert_cases(session, list(snapshots.values()))
         await _bump_versions(session, touched)
         await _record_progress(session, "cases", events)
+        await self._keep_statistics(session, len(events))
+
+    async def _keep_statistics(self, session: AsyncSession, applied: int) -> None:
+        """Refresh the planner's statistics while catching up: a million rows written faster than autovacuum looks
+        at them leave estimates of a few rows, and the counting queries then choose nested loops that take minutes
+        instead of hash joins that take a second."""
+        self._since_analyze += applied
+        if self._since_analyze >= ANALYZE_EVERY:
+            self._since_analyze = 0
+            await session.execute(text("ANALYZE child_fact, child_special_group, case_fact, case_deadline"))
 
     async def _upsert_children(self, session: AsyncSession,
                                snapshots: list[tuple[ChildSnapshot, date]]) -> set[str]:
@@ -218,7 +273,8 @@ class Ingestor:
             rows.append({
                 "child_id": snapshot.child_id, "revision": snapshot.revision,
                 "province_code": _province(snapshot.commune_code), "commune_code": snapshot.commune_code,
-                "sex": snapshot.sex, "birth_month": date(year, month, 1), "status": snapshot.status,
+                "sex": snapshot.sex, "birth_month": date(year, month, 1), "birth_index": year * 12 + month - 1,
+                "status": snapshot.status,
                 "status_date": snapshot.status_date, "birth_registered": snapshot.birth_registered,
                 "birth_registered_on": snapshot.birth_registered_on,
                 "health_insurance_valid_until": snapshot.health_insurance_valid_until,
@@ -226,7 +282,7 @@ class Ingestor:
                 "followed_since": min(seen, before.followed_since) if before else seen,
             })
             touched.add(snapshot.commune_code)
-        await _upsert_newer(session, table, "child_id", rows)
+        await _copy_upsert(session, table, "child_id", rows)
         groups = ChildSpecialGroup.__table__
         await session.execute(delete(groups).where(groups.c.child_id == any_(_uuids([s.child_id for s, _ in newer]))))
         spells = {
@@ -236,7 +292,7 @@ class Ingestor:
             for s, _ in newer for g in s.special_groups
         }
         if spells:
-            await session.execute(insert(groups), list(spells.values()))
+            await _copy_insert(session, groups, list(spells.values()))
         return touched
 
     async def _retire_merged(self, session: AsyncSession, merges: list[ChildMerged]) -> set[str]:
@@ -270,32 +326,50 @@ class Ingestor:
         touched = {existing[s.case_id].commune_code for s in newer if s.case_id in existing}
         if not newer:
             return touched
-        rows = [self._case_row(s) for s in newer]
         touched.update(s.commune_code for s in newer)
-        statement = insert(table)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["case_id"],
-                set_={c: statement.excluded[c] for c in rows[0] if c != "case_id"},
-                where=table.c.revision < statement.excluded.revision,
-            ),
-            rows,
-        )
+        await _copy_upsert(session, table, "case_id", [self._case_row(s) for s in newer])
+        ids = _uuids([s.case_id for s in newer])
         deadlines = CaseDeadline.__table__
-        await session.execute(delete(deadlines).where(deadlines.c.case_id == any_(_uuids([s.case_id for s in newer]))))
+        await session.execute(delete(deadlines).where(deadlines.c.case_id == any_(ids)))
         deadline_rows = [
             {"case_id": s.case_id, "name": name, "commune_code": s.commune_code, "due_at": d.due_at,
              "due_on": self.local_day(d.due_at), "met_at": d.met_at, "missed": d.missed}
             for s in newer for name, d in s.deadlines.items()
         ]
         if deadline_rows:
-            await session.execute(insert(deadlines), deadline_rows)
+            await _copy_insert(session, deadlines, deadline_rows)
+        separations = CaseSeparation.__table__
+        await session.execute(delete(separations).where(separations.c.case_id == any_(ids)))
+        separation_rows = [self._separation_row(s, number, spell)
+                           for s in newer for number, spell in enumerate(s.separations, start=1)]
+        if separation_rows:
+            await _copy_insert(session, separations, separation_rows)
+        # A child's abuse cases are counted once, in the commune of its latest case (indicator 0101): a new case of a
+        # linked child can move the child out of the communes of its other cases, so their figures change too.
+        children = [s.child_id for s in newer if s.child_id is not None]
+        if children:
+            touched.update((await session.execute(
+                select(table.c.commune_code).distinct().where(table.c.child_id == any_(_uuids(children)))
+            )).scalars())
         return touched
 
+    def _separation_row(self, s: CaseSnapshot, number: int, spell: Separation) -> dict[str, Any]:
+        decided = self.local_day(spell.decided_at)
+        ended = self.local_day(spell.ended_at) if spell.ended_at else None
+        return {"case_id": s.case_id, "number": number, "commune_code": s.commune_code, "decided_on": decided,
+                "ended_on": ended, "days": (ended - decided).days if ended else None,
+                "extended_days": spell.extended_days,
+                "competent_authority_extension": spell.competent_authority_extension}
+
     def _case_row(self, s: CaseSnapshot) -> dict[str, Any]:
-        intervened = s.state in INTERVENTION_STATES or any(
+        approved = s.plan_approved_at or (s.deadlines["plan_approval"].met_at if "plan_approval" in s.deadlines
+                                          else None)
+        intervened = s.state in INTERVENTION_STATES or approved is not None or any(
             s.deadlines[name].met_at is not None for name in INTERVENTION_DEADLINES if name in s.deadlines
         )
+        abuse = s.category == "abused" or (s.category is None and bool(s.abuse_forms))
+        emergency_kept = _emergency_kept(s)
+        settled, timely = _intervention_timeliness(s, emergency_kept)
         return {
             "case_id": s.case_id, "revision": s.revision, "province_code": _province(s.commune_code),
             "commune_code": s.commune_code, "received_at": s.received_at,
@@ -305,7 +379,51 @@ class Ingestor:
             "state": s.state, "emergency": bool(s.emergency), "intervened": intervened,
             "closure_reason": (s.closure_reason or "unknown") if s.closed_at else s.closure_reason,
             "closed_on": self.local_day(s.closed_at) if s.closed_at else None,
+            "category": s.category or "unknown", "risk_forms": sorted(set(s.risk_forms)),
+            "special_groups": sorted(set(s.special_groups)), "channel": s.channel or "unknown",
+            "intake_agency": s.intake_agency or "unknown", "perpetrator": s.perpetrator_relationship or "unknown",
+            "incident_commune_code": s.incident_commune_code, "residence_commune_code": s.residence_commune_code,
+            "child_age_years": s.child_age_years, "child_views_taken": s.child_views_taken,
+            "parent_views": s.parent_views, "plan_approved_at": approved,
+            "closure_kind": (s.closure_kind or "unknown") if s.closed_at else s.closure_kind,
+            "counted_abused": abuse and s.closure_reason not in NOT_ABUSE_CLOSURES,
+            "supported": intervened, "emergency_kept": emergency_kept,
+            "intervention_settled": settled, "intervention_timely": timely,
         }
+
+
+# A report closed as unfounded or duplicate was never an abused child (contract 2; docs/reporting.md).
+NOT_ABUSE_CLOSURES = ("unfounded", "duplicate")
+EMERGENCY_LIMIT = timedelta(hours=12)  # Decree 56 Art. 26(3): within 12 hours of receiving the information
+
+
+def _kept(deadline: DeadlineState | None) -> bool | None:
+    """Whether a deadline was kept; None while it is neither met nor missed."""
+    if deadline is None or (deadline.met_at is None and not deadline.missed):
+        return None
+    return deadline.met_at is not None and deadline.met_at <= deadline.due_at
+
+
+def _emergency_kept(s: CaseSnapshot) -> bool | None:
+    """Emergency protection within 12 hours of receipt: from the measure itself when the event carries it (the law's
+    clock, whatever the producer's deadline says), else from the producer's deadline; None while not settled."""
+    if not s.emergency:
+        return None
+    if s.emergency_measure is not None:
+        return s.emergency_measure.taken_at - s.received_at <= EMERGENCY_LIMIT
+    return _kept(s.deadlines.get("emergency_protection"))
+
+
+def _intervention_timeliness(s: CaseSnapshot, emergency_kept: bool | None) -> tuple[bool, bool]:
+    """(settled, timely) of the whole intervention: emergency protection within 12 hours when the case needed it,
+    the plan drafted within 5 working days of the initial assessment (Decree 56 Art. 28(1)) and approved within 2
+    more (Art. 28(4)). Settled once every part is kept or missed."""
+    parts = [_kept(s.deadlines.get("plan_drafted")), _kept(s.deadlines.get("plan_approval"))]
+    if s.emergency:
+        parts.append(emergency_kept)
+    if any(part is None for part in parts):
+        return False, False
+    return True, all(parts)
 
 
 async def _relax_durability(session: AsyncSession) -> None:
@@ -315,20 +433,43 @@ async def _relax_durability(session: AsyncSession) -> None:
     await session.execute(text("SET LOCAL synchronous_commit TO off"))
 
 
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the same transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
 @cache
-def _upsert_statement(table: Table, key: str, columns: tuple[str, ...]) -> TextClause:
-    """INSERT ... SELECT FROM unnest(one array per column): one statement and one round trip for a whole batch,
-    compiled once. A row is replaced only by a newer revision."""
-    dialect = postgresql.dialect()
-    arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect=dialect)}[])" for c in columns)
+def _staging_statements(table: Table, key: str, columns: tuple[str, ...]) -> tuple[str, str]:
+    """A session-local staging table shaped like `table` (emptied at each commit: one merge per table and batch),
+    and the statement that merges it into `table`, replacing a row only by a newer revision."""
+    stage = f"stage_{table.name}"
+    create = f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name}) ON COMMIT DELETE ROWS"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    return text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
-                f"ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table.name}.revision < excluded.revision")
+    listed = ", ".join(columns)
+    merge = (f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM {stage} "  # noqa: S608 (names are ours)
+             f"ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table.name}.revision < excluded.revision")
+    return create, merge
 
 
-async def _upsert_newer(session: AsyncSession, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+async def _copy_upsert(session: AsyncSession, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """COPY a batch into a staging table, then one INSERT ... SELECT merges it: catching up costs a COPY and a
+    statement per table and batch, not a round trip per row."""
     columns = tuple(rows[0])
-    await session.execute(_upsert_statement(table, key, columns), {c: [row[c] for row in rows] for c in columns})
+    create, merge = _staging_statements(table, key, columns)
+    driver = await _driver(session)
+    await driver.execute(create)
+    await driver.copy_records_to_table(f"stage_{table.name}", columns=list(columns),
+                                       records=[tuple(row[c] for c in columns) for row in rows])
+    await driver.execute(merge)
+
+
+async def _copy_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    driver = await _driver(session)
+    await driver.copy_records_to_table(table.name, columns=columns,
+                                       records=[tuple(row[c] for c in columns) for row in rows])
 
 
 def _uuids(ids: list[uuid.UUID]) -> Any:
@@ -358,7 +499,7 @@ async def _bump_versions(session: AsyncSession, communes_touched: Iterable[str])
     provinces = sorted({_province(code) for code in codes})
     places = sorted([(code, _province(code)) for code in codes] + [(code, code) for code in provinces]
                     + [(NATION, None)])
-    await session.execute(BUMP_VERSIONS, {"now": datetime.now(UTC), "codes": [code for code, _ in places],
+    await session.execute(BUMP_VERSIONS, {"now": utcnow(), "codes": [code for code, _ in places],
                                           "provinces": [province for _, province in places]})
 
 
@@ -368,7 +509,7 @@ async def _record_progress(session: AsyncSession, feed: str, events: list[Event]
     last = events[-1]
     table = FeedProgress.__table__
     statement = insert(table).values(feed=feed, last_seq=last.seq, last_event_at=last.occurred_at,
-                                     applied_at=datetime.now(UTC))
+                                     applied_at=utcnow())
     await session.execute(statement.on_conflict_do_update(
         index_elements=["feed"],
         set_={"last_seq": statement.excluded.last_seq, "last_event_at": statement.excluded.last_event_at,
@@ -385,4 +526,4 @@ async def _reject(session: AsyncSession, feed: str, event: Event, error: Excepti
     logger.warning("event rejected", extra={"feed": feed, "seq": event.seq, "event_type": event.type})
     table = RejectedEvent.__table__
     await session.execute(insert(table).values(feed=feed, seq=event.seq, event_type=event.type[:100], reason=reason,
-                                               rejected_at=datetime.now(UTC)).on_conflict_do_nothing())
+                                               rejected_at=utcnow()).on_conflict_do_nothing())

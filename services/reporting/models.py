@@ -38,6 +38,8 @@ class ChildFact(ReportingTable, table=True):
     commune_code: str = Field(max_length=5)
     sex: str = Field(max_length=10)
     birth_month: date  # first day of the birth month
+    # The same month as a number (year * 12 + month - 1): whole years of age on a day are then integer arithmetic.
+    birth_index: int = 0
     status: str = Field(max_length=20)
     status_date: date | None = None
     birth_registered: bool = False
@@ -72,6 +74,7 @@ class CaseFact(ReportingTable, table=True):
     __table_args__ = (
         Index("ix_case_fact_commune_received", "commune_code", "received_on"),
         Index("ix_case_fact_commune_closed", "commune_code", "closed_on"),
+        Index("ix_case_fact_child", "child_id"),
     )
 
     case_id: uuid.UUID = Field(primary_key=True)
@@ -90,6 +93,30 @@ class CaseFact(ReportingTable, table=True):
     intervened: bool = False
     closure_reason: str | None = Field(default=None, max_length=40)
     closed_on: date | None = None
+    # Fields added to the case events in 2026 (docs/events.md); "unknown" (or null) in facts from older events.
+    category: str = Field(default="unknown", max_length=30)
+    risk_forms: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String(30)), nullable=False))
+    special_groups: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String(2)), nullable=False))
+    channel: str = Field(default="unknown", max_length=30)
+    intake_agency: str = Field(default="unknown", max_length=30)
+    perpetrator: str = Field(default="unknown", max_length=40)
+    incident_commune_code: str | None = Field(default=None, max_length=5)
+    residence_commune_code: str | None = Field(default=None, max_length=5)
+    child_age_years: int | None = None
+    child_views_taken: bool | None = None
+    parent_views: str | None = Field(default=None, max_length=40)
+    plan_approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    closure_kind: str | None = Field(default=None, max_length=20)
+    # Derived when the snapshot is applied, so counting stays a plain filter:
+    # an abuse case that was not closed as unfounded or duplicate counts towards indicator 0101;
+    counted_abused: bool = False
+    # support was given (a plan approved, or the case intervened);
+    supported: bool = False
+    # emergency protection within 12 hours of receipt (Decree 56 Art. 26(3)): null while not settled;
+    emergency_kept: bool | None = None
+    # the intervention as a whole (emergency protection if needed, plan drafted and approved) is settled / in time.
+    intervention_settled: bool = False
+    intervention_timely: bool = False
 
 
 class CaseDeadline(ReportingTable, table=True):
@@ -105,6 +132,23 @@ class CaseDeadline(ReportingTable, table=True):
     due_on: date
     met_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     missed: bool = False
+
+
+class CaseSeparation(ReportingTable, table=True):
+    """A temporary separation of the child from its parents or carers (tam thoi cach ly, Decree 56 Art. 32)."""
+
+    __tablename__ = "case_separation"
+    __table_args__ = (Index("ix_case_separation_commune_decided", "commune_code", "decided_on"),
+                      Index("ix_case_separation_commune_ended", "commune_code", "ended_on"))
+
+    case_id: uuid.UUID = Field(primary_key=True)
+    number: int = Field(primary_key=True)  # its place in the case's list
+    commune_code: str = Field(max_length=5)
+    decided_on: date
+    ended_on: date | None = None
+    days: int | None = None  # calendar days from decision to end, once ended
+    extended_days: int = 0
+    competent_authority_extension: bool = False
 
 
 class DataVersion(ReportingTable, table=True):
@@ -166,3 +210,43 @@ class ProvinceFigures(ReportingTable, table=True):
     province_code: str = Field(primary_key=True, max_length=2)
     version: int = Field(sa_column=Column(BigInteger, nullable=False))
     figures: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ReportRevision(ReportingTable, table=True):
+    """The published versions of one place's report for one period (lan sua doi so lieu).
+
+    A report is first published at revision 1; whenever its figures differ from the last published ones (a case
+    found unfounded, a late correction), the revision grows by one and `revised_at` moves.
+    """
+
+    __tablename__ = "report_revision"
+
+    period_id: str = Field(primary_key=True, max_length=10)
+    location_code: str = Field(primary_key=True, max_length=5)
+    revision: int
+    digest: str = Field(max_length=64)
+    first_published_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CriterionEntry(ReportingTable, table=True):
+    """A child-friendly commune criterion (Decision 06/QD-TTg, 2019) entered by the commune, with its evidence.
+
+    Entries are never updated: a correction is a new entry, so who entered what, when and from which source stays
+    on record. The latest entry of a (commune, year, criterion) counts.
+    """
+
+    __tablename__ = "criterion_entry"
+    __table_args__ = (Index("ix_criterion_entry_commune_year", "commune_code", "year", "criterion"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commune_code: str = Field(max_length=5)
+    province_code: str = Field(max_length=2)
+    year: int
+    criterion: int  # 1-13; 0 is the commune's type, which sets the pass mark
+    points: int | None = None
+    value: str | None = Field(default=None, max_length=200)
+    source: str = Field(max_length=500)
+    note: str | None = Field(default=None, max_length=1000)
+    entered_by: str = Field(max_length=100)
+    entered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

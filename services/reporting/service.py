@@ -1,34 +1,37 @@
-"""Reading figures: who may see which place, materialised counts, suppression, and report rows.
+"""Reading figures: who may see which place, materialised counts, suppression, revisions and report rows.
 
 Every read goes through `readable_location()`, the one place that checks the caller's jurisdiction.
 Counts are materialised per commune and period (`commune_figures`) and per province and period
 (`province_figures`), each tagged with the data version it was computed from. In memory, `ProvinceViews` keeps the
-latest view of each province and period (its communes' counts and what suppression hides), so a read while nothing
-changed counts nothing, and after a change only the communes whose version moved are read or recounted.
+latest view of each province and period family (its communes' counts and what suppression hides), so a read while
+nothing changed counts nothing, and after a change only the communes whose version moved are read or recounted.
 """
 
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Subject
-from services.common.errors import NotFound
+from services.common.clock import utcnow
+from services.common.errors import BadRequest, NotFound
 from services.common.locations import communes, provinces
-from services.reporting.figures import Counts, add_counts, commune_counts
+from services.reporting.figures import Counts, add_counts, commune_counts, province_counts
 from services.reporting.indicators import BY_CODE, INDICATORS, LOCALITY, Indicator
 from services.reporting.ingest import NATION
 from services.reporting.models import CommuneFigures, DataVersion, ProvinceFigures
-from services.reporting.periods import Period
+from services.reporting.periods import Period, parse_period, period_family
 from services.reporting.settings import ReportingSettings
-from services.reporting.suppression import COMPLEMENTARY, Cell, Layout, cell_count, suppress
+from services.reporting.suppression import Cell, Layout, cell_count, suppress_family
+from services.reporting.vocabulary import label
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1).astimezone()
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,18 @@ def readable_location(subject: Subject, code: str | None) -> Place:
     return found
 
 
+def is_own_view(subject: Subject, where: Place) -> bool:
+    """A commune's own officers read their own commune's figures as they are: they run those cases already, and
+    suppression is for what leaves the commune. Their view is marked for use inside the commune only."""
+    return subject.jurisdiction.level == "commune" and where.level == "commune"
+
+
+def check_publishable(period: Period, where: Place, own: bool, settings: ReportingSettings) -> None:
+    if where.level == "commune" and not own and period.kind not in settings.commune_period_kinds:
+        raise BadRequest(f"commune figures are published for {', '.join(settings.commune_period_kinds)} only: "
+                         "smaller periods beside them would let hidden counts be recovered by subtraction")
+
+
 @dataclass(frozen=True)
 class Version:
     number: int
@@ -100,6 +115,12 @@ class PollState:
     version: Version
     freshness: dict[str, dict[str, Any]]
 
+    @property
+    def data_as_of(self) -> str | None:
+        """The oldest 'last event applied' of the feeds: figures include everything the producers did before it."""
+        moments = [state["last_event_at"] for state in self.freshness.values() if state.get("last_event_at")]
+        return min(moments) if moments else None
+
 
 async def poll_state(session: AsyncSession, where: Place) -> PollState:
     """The data version of a place, and per feed: the last position applied, when that event happened at the
@@ -121,41 +142,40 @@ async def data_version(session: AsyncSession, where: Place) -> Version:
 Versioned = dict[str, tuple[int, Counts]]  # commune -> (data version, counts at that version)
 
 
-async def _commune_counts_of_province(session: AsyncSession, period: Period, province: str,
-                                      known: Versioned | None = None) -> Versioned:
-    """Current counts of every commune of a province that has data. Counts already `known` at the current version
-    are reused; the others are read from `commune_figures`, or recounted and stored there when out of date."""
-    versions_table, stored_table = DataVersion.__table__, CommuneFigures.__table__
-    versions = {
-        row.location_code: row.version
-        for row in await session.execute(
-            select(versions_table.c.location_code, versions_table.c.version)
-            .where(versions_table.c.province_code == province, func.length(versions_table.c.location_code) == 5)
-        )
-    }
+async def _store_commune_counts(session: AsyncSession, period: Period, counted: dict[str, Counts],
+                                versions: dict[str, int]) -> None:
+    if not counted:
+        return
+    table = CommuneFigures.__table__
+    statement = insert(table)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["period_id", "commune_code"],
+                                        set_={"version": statement.excluded.version,
+                                              "figures": statement.excluded.figures}),
+        [{"period_id": period.id, "commune_code": code, "province_code": communes()[code].province_code,
+          "version": versions[code], "figures": counted[code]} for code in sorted(counted)],
+    )
+
+
+async def _current_counts(session: AsyncSession, period: Period, versions: dict[str, int],
+                          known: Versioned | None = None) -> Versioned:
+    """Current counts of the communes in `versions` (commune -> its data version). Counts already `known` at the
+    current version are reused; the others are read from `commune_figures`, or recounted and stored there."""
     known = known or {}
     needed = [code for code, version in versions.items() if known.get(code, (None,))[0] != version]
     stored: Versioned = {}
     if needed:
+        table = CommuneFigures.__table__
         stored = {
             row.commune_code: (row.version, row.figures)
             for row in await session.execute(
-                select(stored_table.c.commune_code, stored_table.c.version, stored_table.c.figures)
-                .where(stored_table.c.period_id == period.id, stored_table.c.commune_code.in_(needed))
+                select(table.c.commune_code, table.c.version, table.c.figures)
+                .where(table.c.period_id == period.id, table.c.commune_code.in_(needed))
             )
         }
     stale = sorted(code for code in needed if stored.get(code, (None,))[0] != versions[code])
     fresh = await commune_counts(session, stale, period)
-    if stale:
-        statement = insert(stored_table)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["period_id", "commune_code"],
-                set_={"version": statement.excluded.version, "figures": statement.excluded.figures},
-            ),
-            [{"period_id": period.id, "commune_code": code, "province_code": province, "version": versions[code],
-              "figures": fresh[code]} for code in stale],
-        )
+    await _store_commune_counts(session, period, fresh, versions)
     result: Versioned = {}
     for code, version in versions.items():
         if code in fresh:
@@ -167,15 +187,22 @@ async def _commune_counts_of_province(session: AsyncSession, period: Period, pro
     return result
 
 
-async def _province_counts(session: AsyncSession, period: Period, provinces_wanted: list[str]) -> dict[str, Counts]:
+async def _commune_versions(session: AsyncSession, province: str | None) -> dict[str, int]:
+    table = DataVersion.__table__
+    query = select(table.c.location_code, table.c.version).where(func.length(table.c.location_code) == 5)
+    if province is not None:
+        query = query.where(table.c.province_code == province)
+    return {code: version for code, version in (await session.execute(query)).all()}
+
+
+async def _province_counts(session: AsyncSession, period: Period) -> dict[str, Counts]:
+    """Every province's total for the period: stored totals where still current; otherwise all the outdated
+    provinces are counted together, grouped by province, in one pass over the facts."""
     versions_table, stored_table = DataVersion.__table__, ProvinceFigures.__table__
-    versions = {
-        row.location_code: row.version
-        for row in await session.execute(
-            select(versions_table.c.location_code, versions_table.c.version)
-            .where(versions_table.c.location_code.in_(provinces_wanted))
-        )
-    }
+    versions = {code: version for code, version in (await session.execute(
+        select(versions_table.c.location_code, versions_table.c.version)
+        .where(versions_table.c.location_code.in_(sorted(provinces())))
+    )).all()}
     stored = {
         row.province_code: (row.version, row.figures)
         for row in await session.execute(
@@ -183,58 +210,66 @@ async def _province_counts(session: AsyncSession, period: Period, provinces_want
             .where(stored_table.c.period_id == period.id, stored_table.c.province_code.in_(list(versions)))
         )
     }
-    result: dict[str, Counts] = {}
-    for province, version in versions.items():
-        if stored.get(province, (None,))[0] == version:
-            result[province] = stored[province][1]
-            continue
-        by_commune = await _commune_counts_of_province(session, period, province)
-        total = add_counts([counts for _, counts in by_commune.values()])
-        statement = insert(stored_table).values(period_id=period.id, province_code=province, version=version,
-                                                figures=total)
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=["period_id", "province_code"],
-            set_={"version": statement.excluded.version, "figures": statement.excluded.figures},
-        ))
-        result[province] = total
+    result = {p: stored[p][1] for p, v in versions.items() if stored.get(p, (None,))[0] == v}
+    outdated = [p for p in versions if p not in result]
+    if not outdated:
+        return result
+    counted = await province_counts(session, outdated, period)
+    statement = insert(stored_table)
+    rows = []
+    for province in outdated:
+        result[province] = counted[province]
+        rows.append({"period_id": period.id, "province_code": province, "version": versions[province],
+                     "figures": result[province]})
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["period_id", "province_code"],
+        set_={"version": statement.excluded.version, "figures": statement.excluded.figures}), rows)
     return result
 
 
 @dataclass(frozen=True)
 class ProvinceView:
-    """The communes of one province for one period, at one data version of the province: their counts, what
-    suppression hides in each, and the cells a report shows."""
+    """The communes of one province for a family of periods, at one data version of the province: their counts,
+    what suppression hides in each (decided for the whole family together), and the cells a report shows."""
 
     version: int
-    versioned: Versioned
-    communes: dict[str, Counts]
-    hidden: dict[str, dict[Cell, str]]
+    versioned: dict[str, Versioned]  # period id -> commune counts
+    counts: dict[str, dict[str, Counts]]  # period id -> every official commune -> counts
+    hidden: dict[str, dict[str, dict[Cell, str]]]  # period id -> commune -> hidden cells
     layout: Layout
-    total: Counts
+
+    def total(self, period_id: str) -> Counts:
+        return add_counts(list(self.counts[period_id].values()))
 
 
 class ProvinceViews:
-    """The latest `ProvinceView` per (period, province), in memory: commune reports of a province share it, and
-    after a change only the communes whose version moved are read again."""
+    """The latest `ProvinceView` per (period family, province), in memory: commune reports of a province share it,
+    and after a change only the communes whose version moved are read again."""
 
     def __init__(self, size: int = 64):
         self.size = size
-        self.entries: OrderedDict[tuple[str, str], ProvinceView] = OrderedDict()
+        self.entries: OrderedDict[tuple[tuple[str, ...], str], ProvinceView] = OrderedDict()
 
     async def get(self, session: AsyncSession, period: Period, province: str, version: int,
-                  threshold: int) -> ProvinceView:
-        entry_key = (period.id, province)
+                  settings: ReportingSettings) -> ProvinceView:
+        published = period.kind in settings.commune_period_kinds
+        family = period_family(period, settings.commune_period_kinds) if published else [period]
+        entry_key = (tuple(p.id for p in family), province)
         previous = self.entries.get(entry_key)
         if previous is not None and previous.version == version:
             self.entries.move_to_end(entry_key)
             return previous
-        versioned = await _commune_counts_of_province(session, period, province,
-                                                      previous.versioned if previous else None)
-        everyone = {code: versioned[code][1] if code in versioned else {}
-                    for code, c in communes().items() if c.province_code == province}
-        layout = Layout.of(everyone.values())
-        view = ProvinceView(version, versioned, everyone, suppress(everyone, layout, threshold), layout,
-                            add_counts(list(everyone.values())))
+        versions = await _commune_versions(session, province)
+        versioned = {p.id: await _current_counts(session, p, versions,
+                                                 previous.versioned.get(p.id) if previous else None)
+                     for p in family}
+        official = [code for code, c in communes().items() if c.province_code == province]
+        counts = {p.id: {code: versioned[p.id][code][1] if code in versioned[p.id] else {} for code in official}
+                  for p in family}
+        layout = Layout.of(part for by_commune in counts.values() for part in by_commune.values())
+        hidden = (suppress_family(counts, family, layout, settings.suppression_threshold) if published
+                  else {p.id: {code: {} for code in official} for p in family})
+        view = ProvinceView(version, versioned, counts, hidden, layout)
         self.entries[entry_key] = view
         self.entries.move_to_end(entry_key)
         while len(self.entries) > self.size:
@@ -251,63 +286,149 @@ class ValueRow:
     display: str
     numerator: int | None = None
     denominator: int | None = None
-    suppressed: str | None = None
+    suppressed: bool = False
+
+    def labels(self) -> dict[str, str | None]:
+        if self.breakdown is None or self.category is None:
+            return {"category_vi": "Tổng số", "category_en": "Total"}
+        if self.breakdown == LOCALITY:
+            found = place(self.category)
+            name = found.name if found else self.category
+            return {"category_vi": name, "category_en": name}
+        return {"category_vi": label(self.breakdown, self.category, "vi"),
+                "category_en": label(self.breakdown, self.category, "en")}
 
     def as_dict(self, period: str, location: str) -> dict[str, Any]:
         return {"indicator": self.indicator, "period": period, "location": location, "breakdown": self.breakdown,
-                "category": self.category, "value": self.value, "display": self.display,
+                "category": self.category, **self.labels(), "value": self.value, "display": self.display,
                 "numerator": self.numerator, "denominator": self.denominator, "suppressed": self.suppressed}
 
 
-def _row(indicator: Indicator, counts: Counts, cell: Cell, hidden: str | None,
-         settings: ReportingSettings) -> ValueRow:
+def _row(indicator: Indicator, counts: Counts, cell: Cell, hidden: bool, settings: ReportingSettings) -> ValueRow:
     code, breakdown, category = cell
     number, denominator = cell_count(indicator, counts, cell)
     if hidden:
-        label = settings.complementary_label if hidden == COMPLEMENTARY else settings.suppressed_label
-        return ValueRow(code, breakdown or None, category or None, None, label, suppressed=hidden)
-    if indicator.is_rate:
-        rate = round(100.0 * number / denominator, 1) if denominator else None
-        return ValueRow(code, breakdown or None, category or None, rate, "" if rate is None else f"{rate:.1f}",
+        return ValueRow(code, breakdown or None, category or None, None, settings.suppressed_label, suppressed=True)
+    if indicator.is_ratio:
+        factor = 100.0 if indicator.unit == "percent" else 1.0
+        ratio = round(factor * number / denominator, 1) if denominator else None
+        return ValueRow(code, breakdown or None, category or None, ratio, "" if ratio is None else f"{ratio:.1f}",
                         number, denominator)
     return ValueRow(code, breakdown or None, category or None, number, str(number))
 
 
-async def report_rows(session: AsyncSession, period: Period, where: Place, version: Version,
-                      settings: ReportingSettings, views: ProvinceViews,
-                      indicators: list[Indicator] | None = None, breakdown: str | None = None) -> list[ValueRow]:
-    """Every cell of the wanted indicators for one place and period, suppressed where the place is a commune."""
-    hidden: dict[Cell, str] = {}
-    localities: list[tuple[str, Counts, str | None]] = []
+@dataclass(frozen=True)
+class PlaceFigures:
+    """What a report of one place and period is made of."""
+
+    counts: Counts
+    layout: Layout
+    hidden: dict[Cell, str]
+    localities: list[tuple[str, Counts, dict[Cell, str]]]  # (code, counts, hidden cells) per commune or province
+
+
+async def place_figures(session: AsyncSession, period: Period, where: Place, version: Version,
+                        settings: ReportingSettings, views: ProvinceViews) -> PlaceFigures:
+    """The counts of a place and what its published report hides."""
     if where.level == "commune":
         assert where.province is not None
-        view = await views.get(session, period, where.province, version.number,
-                                      settings.suppression_threshold)
-        counts, hidden, layout = view.communes[where.code], view.hidden[where.code], view.layout
-    elif where.level == "province":
-        view = await views.get(session, period, where.code, version.number, settings.suppression_threshold)
-        counts, layout = view.total, view.layout
-        localities = [(code, view.communes[code], view.hidden[code].get(("0101", "", "")))
-                      for code in sorted(view.communes)]
-    else:
-        by_province = await _province_counts(session, period, sorted(provinces()))
-        everyone_provinces = {code: by_province.get(code, {}) for code in sorted(provinces())}
-        counts = add_counts(list(everyone_provinces.values()))
-        layout = Layout.of([counts])
-        localities = [(code, part, None) for code, part in everyone_provinces.items()]
+        view = await views.get(session, period, where.province, version.number, settings)
+        return PlaceFigures(view.counts[period.id][where.code], view.layout, view.hidden[period.id][where.code], [])
+    if where.level == "province":
+        view = await views.get(session, period, where.code, version.number, settings)
+        localities: list[tuple[str, Counts, dict[Cell, str]]] = []
+        if period.kind in settings.commune_period_kinds:  # commune figures are published for these periods only
+            localities = [(code, view.counts[period.id][code], view.hidden[period.id][code])
+                          for code in sorted(view.counts[period.id])]
+        return PlaceFigures(view.total(period.id), view.layout, {}, localities)
+    by_province = await _province_counts(session, period)
+    everyone = {code: by_province.get(code, {}) for code in sorted(provinces())}
+    total = add_counts(list(everyone.values()))
+    return PlaceFigures(total, Layout.of([total]), {}, [(code, part, {}) for code, part in everyone.items()])
 
+
+def rows_of(figures: PlaceFigures, settings: ReportingSettings, indicators: list[Indicator] | None = None,
+            breakdown: str | None = None, own: bool = False) -> list[ValueRow]:
+    """The report's cells; the commune's own view shows what the published one hides."""
+    hidden = {} if own else figures.hidden
     rows: list[ValueRow] = []
     for indicator in indicators or list(INDICATORS):
-        for cell in layout.cells[indicator.code]:
+        for cell in figures.layout.cells[indicator.code]:
             if breakdown is not None and cell[1] != breakdown:
                 continue
-            rows.append(_row(indicator, counts, cell, hidden.get(cell), settings))
-        if indicator.breakdown(LOCALITY) and localities and breakdown in (None, LOCALITY):
-            for code, part, locality_hidden in localities:
-                row = _row(indicator, part, (indicator.code, "", ""), locality_hidden, settings)
+            rows.append(_row(indicator, figures.counts, cell, cell in hidden, settings))
+        if indicator.breakdown(LOCALITY) and figures.localities and breakdown in (None, LOCALITY):
+            for code, part, locality_hidden in figures.localities:
+                total_cell = (indicator.code, "", "")
+                row = _row(indicator, part, total_cell, total_cell in locality_hidden, settings)
                 row.breakdown, row.category = LOCALITY, code
                 rows.append(row)
     return rows
+
+
+async def report_rows(session: AsyncSession, period: Period, where: Place, version: Version,
+                      settings: ReportingSettings, views: ProvinceViews,
+                      indicators: list[Indicator] | None = None, breakdown: str | None = None,
+                      own: bool = False) -> list[ValueRow]:
+    """Every cell of the wanted indicators for one place and period, suppressed where the place is a commune (except
+    in the commune's own view)."""
+    figures = await place_figures(session, period, where, version, settings, views)
+    return rows_of(figures, settings, indicators, breakdown, own)
+
+
+@dataclass(frozen=True)
+class Revision:
+    number: int
+    first_published_at: datetime
+    revised_at: datetime
+
+    def describe(self) -> dict[str, Any]:
+        return {"number": self.number, "first_published_at": self.first_published_at.isoformat(),
+                "revised_at": self.revised_at.isoformat()}
+
+
+PUBLISH = text("""
+INSERT INTO report_revision (period_id, location_code, revision, digest, first_published_at, revised_at)
+VALUES (:period, :location, 1, :digest, :now, :now)
+ON CONFLICT (period_id, location_code) DO UPDATE
+SET revision = report_revision.revision + 1, digest = excluded.digest, revised_at = excluded.revised_at
+WHERE report_revision.digest <> excluded.digest
+RETURNING revision, first_published_at, revised_at
+""")
+CURRENT_REVISION = text("""
+SELECT revision, first_published_at, revised_at FROM report_revision
+WHERE period_id = :period AND location_code = :location
+""")
+
+
+class Revisions:
+    """The published revision of each (period, place): recorded when a report's figures are first produced, moved on
+    when they differ from the last produced ones (a case later found unfounded changes the past). Checked once per
+    data version of the place."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.seen: OrderedDict[tuple[str, str, int], Revision] = OrderedDict()
+
+    async def of(self, session: AsyncSession, period: Period, where: Place, version: Version,
+                 figures: PlaceFigures) -> Revision:
+        cache_key = (period.id, where.code, version.number)
+        if cache_key in self.seen:
+            return self.seen[cache_key]
+        # The figures as published: counts, what is hidden, and the localities' counts.
+        digest = hashlib.sha256(orjson.dumps(
+            [sorted(figures.counts.items()), sorted("|".join(cell) for cell in figures.hidden),
+             [(code, sorted(part.items()), sorted("|".join(cell) for cell in hidden))
+              for code, part, hidden in figures.localities]])).hexdigest()
+        params = {"period": period.id, "location": where.code}
+        found = (await session.execute(PUBLISH, {**params, "digest": digest, "now": utcnow()})).first()
+        if found is None:  # unchanged since the last publication
+            found = (await session.execute(CURRENT_REVISION, params)).one()
+        revision = Revision(found.revision, found.first_published_at, found.revised_at)
+        self.seen[cache_key] = revision
+        while len(self.seen) > self.size:
+            self.seen.popitem(last=False)
+        return revision
 
 
 def indicator_list(codes: str | None) -> list[Indicator]:
@@ -316,5 +437,12 @@ def indicator_list(codes: str | None) -> list[Indicator]:
     wanted = [code.strip() for code in codes.split(",") if code.strip()]
     unknown = [code for code in wanted if code not in BY_CODE]
     if unknown:
-        raise NotFound(f"unknown indicator {unknown[0][:20]!r}: see GET /v1/indicators")
+        raise NotFound("unknown indicator: see GET /v1/indicators")
     return [BY_CODE[code] for code in dict.fromkeys(wanted)]
+
+
+def period_list(value: str, limit: int) -> list[Period]:
+    periods = [parse_period(p.strip()) for p in dict.fromkeys(value.split(",")) if p.strip()]
+    if not periods or len(periods) > limit:
+        raise BadRequest(f"give between 1 and {limit} periods")
+    return periods

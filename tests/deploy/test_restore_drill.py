@@ -96,12 +96,13 @@ async def add_children_and_cases(api: Api, count: int) -> None:
 
 
 async def figures(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Every value of this year and this month, for the province and each commune."""
+    """Every value of this year and this half-year (the periods commune figures are published for), for the province
+    and each commune."""
     now = datetime.now(UTC)
     result = {}
     for location in [PROVINCE, *COMMUNES]:
-        response = await client.get("/reporting/v1/values", headers=headers,
-                                    params={"period": f"{now.year},{now:%Y%m}", "location": location})
+        response = await client.get("/reporting/v1/values", headers=headers, params={
+            "period": f"{now.year},{now.year}S{1 if now.month <= 6 else 2}", "location": location})
         assert response.status_code == 200, response.text
         result[location] = response.json()["values"]
     return result
@@ -110,7 +111,7 @@ async def figures(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[st
 def totals(values: dict[str, list[dict[str, Any]]]) -> tuple[Any, Any]:
     year = str(datetime.now(UTC).year)
     rows = {r["indicator"]: r["value"] for r in values[PROVINCE] if r["breakdown"] is None and r["period"] == year}
-    return rows["TE01"], rows["VV01"]
+    return rows["HT-TE01"], rows["HT-VV01"]
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ async def test_child_registered_in_registry_reaches_reporting(api: Api) -> None:
     async def followed() -> int:
         # Province level: figures are published unsuppressed there, so a change of one child shows.
         response = await api.client.get("/reporting/v1/values", headers=statistician, params={
-            "indicator": "TE01", "period": period, "location": DEMO_PROVINCE, "breakdown": "total"})
+            "indicator": "HT-TE01", "period": period, "location": DEMO_PROVINCE, "breakdown": "total"})
         assert response.status_code == 200, response.text
         return int(response.json()["values"][0]["value"])
 

@@ -619,9 +619,11 @@ async def independent_counts(system: FaultSystem) -> dict[str, int]:
 async def reported_figures(client: httpx.AsyncClient, tokens: Tokens) -> dict[str, int | None]:
     period, _, _ = current_year_bounds()
     response = await client.get("/reporting/v1/values", headers=await tokens.headers(STATISTICIAN), params={
-        "indicator": "VV01,TE01", "period": period, "location": DEMO_PROVINCE, "breakdown": "total"})
+        "indicator": "HT-VV01,HT-TE01", "period": period, "location": DEMO_PROVINCE, "breakdown": "total"})
     response.raise_for_status()
-    return {row["indicator"]: row["value"] for row in response.json()["values"] if row["breakdown"] is None}
+    # Keyed without the catalogue's "HT-" prefix of local codes, as the independent count is.
+    return {row["indicator"].removeprefix("HT-"): row["value"] for row in response.json()["values"]
+            if row["breakdown"] is None}
 
 
 async def verify(system: FaultSystem, client: httpx.AsyncClient, driver: LoadDriver, *,

@@ -213,8 +213,8 @@ async def test_hotline_matches_a_child_with_minimal_fields(api: Api, world: Worl
 async def test_statistics_stay_inside_the_jurisdiction(api: Api) -> None:
     statistician = await api.as_demo("province_statistician")
     own = await api.client.get("/reporting/v1/values", headers=statistician,
-                               params={"indicator": "TE01", "period": "2026", "location": "01"})
+                               params={"indicator": "HT-TE01", "period": "2026", "location": "01"})
     other = await api.client.get("/reporting/v1/values", headers=statistician,
-                                 params={"indicator": "TE01", "period": "2026", "location": "24"})
+                                 params={"indicator": "HT-TE01", "period": "2026", "location": "24"})
     assert own.status_code == 200, own.text
     assert other.status_code == 404

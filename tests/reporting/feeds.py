@@ -21,6 +21,9 @@ class ProducerFeed:
     source: str
     events: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
+    # Serve no event past this position until it is raised (None: all of them): a test can hold a consumer
+    # mid-feed deterministically instead of racing it.
+    available: int | None = None
 
     def emit(self, type: str, payload: dict[str, Any], occurred_at: datetime) -> dict[str, Any]:
         event = {"seq": len(self.events) + 1, "id": str(uuid.uuid4()), "type": type, "version": 1,
@@ -30,9 +33,10 @@ class ProducerFeed:
         return event
 
     def page(self, after: int, limit: int) -> dict[str, Any]:
-        chunk = self.events[after:after + limit]
+        end = len(self.events) if self.available is None else min(self.available, len(self.events))
+        chunk = self.events[after:min(after + limit, end)]
         return {"events": chunk, "next_cursor": chunk[-1]["seq"] if chunk else after,
-                "has_more": after + limit < len(self.events)}
+                "has_more": after + limit < end}
 
 
 class FeedServer:

@@ -91,6 +91,38 @@ def _case_snapshot(rng: random.Random, case_id: str, revision: int, commune: str
     if rng.random() < 0.7:
         deadlines["plan_approval"] = _deadline(rng, received + timedelta(days=12))
     closed = _moment(rng, received, received + timedelta(days=200)) if rng.random() < 0.4 else None
+    new_fields: dict[str, Any] = {}
+    if rng.random() < 0.8:  # events from before 2026 lack these fields: counted as unknown
+        category = rng.choice(["abused", "abused", "at_risk", "special_circumstances"])
+        if category != "abused":
+            forms = []
+        elif not forms:
+            forms = [rng.choice(FORMS)]
+        separations = []
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            decided = _moment(rng, received, received + timedelta(days=30))
+            ended = rng.choice([None, decided + timedelta(days=rng.randrange(1, 40))])
+            separations.append({"decided_at": decided.isoformat(),
+                                "ends_at": (decided + timedelta(days=15)).isoformat(),
+                                "ended_at": ended and ended.isoformat(), "extended_days": rng.choice([0, 0, 5]),
+                                "competent_authority_extension": rng.random() < 0.2})
+        new_fields = {
+            "category": category, "risk_forms": rng.sample(["violence", "exploitation", "abandonment"],
+                                                           rng.choice([1, 2])) if category == "at_risk" else [],
+            "special_groups": rng.sample(GROUPS, rng.choice([1, 2])) if category == "special_circumstances" else [],
+            "channel": rng.choice(["phone", "in_person", "through_another_person", "other"]),
+            "intake_agency": rng.choice(["hotline", "police", "peoples_committee", "health"]),
+            "incident_commune_code": commune, "residence_commune_code": rng.choice([None, commune]),
+            "perpetrator_relationship": rng.choice(["parent", "step_parent", "stranger", "unknown", "teacher"]),
+            "child_age_years": rng.choice([None, 3, 7, 9, 12, 15]),
+            "child_views_taken": rng.choice([None, True, False]),
+            "parent_views": rng.choice([None, "taken", "not_taken"]),
+            "emergency_measure": {"taken_at": (received + timedelta(hours=rng.choice([2, 11, 13, 30]))).isoformat(),
+                                  "agency": "police"} if emergency and rng.random() < 0.6 else None,
+            "separations": separations,
+            "plan_approved_at": (received + timedelta(days=9)).isoformat() if rng.random() < 0.4 else None,
+            "closure_kind": rng.choice(["review", "early"]) if closed else None,
+        }
     return {
         "case_id": case_id, "revision": revision, "province_code": communes()[commune].province_code,
         "commune_code": commune, "received_at": received.isoformat(),
@@ -100,7 +132,7 @@ def _case_snapshot(rng: random.Random, case_id: str, revision: int, commune: str
         "abuse_forms": forms, "environment": rng.choice([*ENVIRONMENTS, None]),
         "state": "closed" if closed else rng.choice(STATES), "emergency": emergency,
         "closure_reason": rng.choice([*REASONS, None]) if closed else None,
-        "closed_at": closed and closed.isoformat(), "deadlines": deadlines,
+        "closed_at": closed and closed.isoformat(), "deadlines": deadlines, **new_fields,
     }
 
 
@@ -133,6 +165,8 @@ def generate(seed: int, communes_used: list[str], children: int, cases: int) -> 
         first = _case_snapshot(rng, case_id, 1, commune, received, ids)
         first.update(state="received", closure_reason=None, closed_at=None,
                      deadlines={name: {**d, "met_at": None, "missed": False} for name, d in first["deadlines"].items()})
+        if "separations" in first:
+            first.update(separations=[], emergency_measure=None, plan_approved_at=None, closure_kind=None)
         intents.append((received, "cases", "case.received", first))
         when = received
         for revision in range(2, 2 + rng.choice([1, 1, 2])):
@@ -186,6 +220,46 @@ def _child_group(age: int) -> str:
 
 
 Expected = dict[tuple[str, str, str], Any]  # (indicator, breakdown, category) -> count or (numerator, denominator)
+INTERVENTION_STATES = ("emergency_protection", "implementing", "reviewing")
+
+
+def _kept(deadline: dict[str, Any] | None) -> bool | None:
+    if deadline is None or not (deadline["met_at"] or deadline["missed"]):
+        return None
+    return bool(deadline["met_at"]) and datetime.fromisoformat(deadline["met_at"]) <= \
+        datetime.fromisoformat(deadline["due_at"])
+
+
+def _emergency_kept(case: dict[str, Any]) -> bool | None:
+    if not case["emergency"]:
+        return None
+    measure = case.get("emergency_measure")
+    if measure:
+        return datetime.fromisoformat(measure["taken_at"]) - datetime.fromisoformat(case["received_at"]) \
+            <= timedelta(hours=12)
+    return _kept(case["deadlines"].get("emergency_protection"))
+
+
+def _intervened(case: dict[str, Any]) -> bool:
+    deadlines = case["deadlines"]
+    approved = case.get("plan_approved_at") or deadlines.get("plan_approval", {}).get("met_at")
+    return case["state"] in INTERVENTION_STATES or bool(approved) or any(
+        deadlines.get(name, {}).get("met_at") for name in ("emergency_protection", "plan_approval"))
+
+
+def _timeliness(case: dict[str, Any]) -> tuple[bool, bool]:
+    parts = [_kept(case["deadlines"].get("plan_drafted")), _kept(case["deadlines"].get("plan_approval"))]
+    if case["emergency"]:
+        parts.append(_emergency_kept(case))
+    if any(part is None for part in parts):
+        return False, False
+    return True, all(parts)
+
+
+def _abused(case: dict[str, Any]) -> bool:
+    category = case.get("category")
+    abuse = category == "abused" or (category is None and bool(case["abuse_forms"]))
+    return abuse and case["closure_reason"] not in ("unfounded", "duplicate")
 
 
 def expected_counts(population: Population, start: date, end: date, places: set[str]) -> Expected:
@@ -207,89 +281,131 @@ def expected_counts(population: Population, start: date, end: date, places: set[
         if born > end or population.first_seen[child_id] > end or ended or age >= 16:
             continue
         sex, group = child["sex"], _child_group(age)
-        for breakdown, category in (("", ""), ("sex", sex), ("age_group", group)):
-            counts[("TE01", breakdown, category)] += 1
         registered = child["birth_registered"] and (child["birth_registered_on"] is None
                                                     or date.fromisoformat(child["birth_registered_on"]) <= end)
-        rate(("TE04", "", ""), registered)
-        rate(("TE04", "sex", sex), registered)
+        for breakdown, category in (("", ""), ("sex", sex), ("age_group", group)):
+            counts[("HT-TE01", breakdown, category)] += 1
+            rate(("HT-TE04", breakdown, category), registered)
+        if age < 5:
+            for breakdown, category in (("", ""), ("sex", sex), ("age_years", str(age))):
+                rate(("HT-TE06", breakdown, category), registered)
         if age <= 5:
             insured = child["health_insurance_valid_until"] is not None and \
                 date.fromisoformat(child["health_insurance_valid_until"]) >= end
-            rate(("TE05", "", ""), insured)
-            rate(("TE05", "sex", sex), insured)
+            for breakdown, category in (("", ""), ("sex", sex)):
+                rate(("HT-TE05", breakdown, category), insured)
         active: dict[str, bool] = {}
-        for spell in child["special_groups"]:
+        for spell in child.get("special_groups", []):
             if date.fromisoformat(spell["start"]) <= end and (spell["end"] is None
                                                               or date.fromisoformat(spell["end"]) >= end):
                 active[spell["group"]] = active.get(spell["group"], False) or spell["supported"]
+        if child.get("disability") or "d" in active:
+            for breakdown, category in (("", ""), ("sex", sex)):
+                rate(("HT-TE07", breakdown, category), active.get("d", False))
         if active:
             for breakdown, category in (("", ""), ("sex", sex), ("age_group", group)):
-                counts[("TE02", breakdown, category)] += 1
-            rate(("TE03", "", ""), any(active.values()))
+                counts[("HT-TE02", breakdown, category)] += 1
+            rate(("HT-TE03", "", ""), any(active.values()))
             for name, supported in active.items():
-                counts[("TE02", "special_group", name)] += 1
-                rate(("TE03", "special_group", name), supported)
+                counts[("HT-TE02", "special_group", name)] += 1
+                rate(("HT-TE03", "special_group", name), supported)
 
-    abused: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    everywhere: dict[str, list[dict[str, Any]]] = defaultdict(list)  # matching cases anywhere, per kind
     for case in population.case_snapshots.values():
+        received = local_day(datetime.fromisoformat(case["received_at"]))
+        if start <= received <= end:
+            if _abused(case):
+                everywhere["abused"].append(case)
+            if case.get("category") in ("at_risk", "special_circumstances") and _intervened(case):
+                everywhere[case["category"]].append(case)
         if case["commune_code"] not in places:
             continue
-        received = local_day(datetime.fromisoformat(case["received_at"]))
         if case["closed_at"] and start <= local_day(datetime.fromisoformat(case["closed_at"])) <= end:
-            counts[("VV03", "", "")] += 1
-            counts[("VV03", "closure_reason", case["closure_reason"] or "unknown")] += 1
+            counts[("HT-VV03", "", "")] += 1
+            counts[("HT-VV03", "closure_reason", case["closure_reason"] or "unknown")] += 1
+            counts[("HT-VV03", "closure_kind", case.get("closure_kind") or "unknown")] += 1
         for name, deadline in case["deadlines"].items():
             due = datetime.fromisoformat(deadline["due_at"])
             met = deadline["met_at"] and datetime.fromisoformat(deadline["met_at"])
             if start <= local_day(due) <= end and (deadline["missed"] or (met and met > due)):
-                counts[("KT04", "", "")] += 1
-                counts[("KT04", "deadline", name)] += 1
+                counts[("HT-KT04", "", "")] += 1
+                counts[("HT-KT04", "deadline", name)] += 1
+        for separation in case.get("separations", []):
+            decided = local_day(datetime.fromisoformat(separation["decided_at"]))
+            ended_day = separation["ended_at"] and local_day(datetime.fromisoformat(separation["ended_at"]))
+            days = (ended_day - decided).days if ended_day else None
+            if start <= decided <= end:
+                duration = "ongoing" if days is None else "within_15_days" if days <= 15 else "over_15_days"
+                extension = ("authority_request" if separation["competent_authority_extension"]
+                             else "extended" if separation["extended_days"] > 0 else "not_extended")
+                for breakdown, category in (("", ""), ("duration", duration), ("extension", extension)):
+                    counts[("HT-CL01", breakdown, category)] += 1
+            if ended_day and start <= ended_day <= end:
+                rates[("HT-CL02", "", "")][0] += days or 0
+                rates[("HT-CL02", "", "")][1] += 1
         if not start <= received <= end:
             continue
-        environment = case["environment"] or "unknown"
-        deadlines = case["deadlines"]
-        intervened = case["state"] in ("emergency_protection", "implementing", "reviewing") or any(
-            deadlines.get(name, {}).get("met_at") for name in ("emergency_protection", "plan_approval"))
-        for breakdown, category in (("", ""), ("sex", case["child_sex"]), ("age_group", case["child_age_group"]),
-                                    ("environment", environment)):
-            counts[("VV01", breakdown, category)] += 1
+        intervened = _intervened(case)
+        for breakdown, category in (("", ""), ("category", case.get("category") or "unknown"),
+                                    ("channel", case.get("channel") or "unknown"),
+                                    ("intake_agency", case.get("intake_agency") or "unknown"),
+                                    ("sex", case["child_sex"]), ("age_group", case["child_age_group"]),
+                                    ("environment", case["environment"] or "unknown"),
+                                    ("perpetrator", case.get("perpetrator_relationship") or "unknown")):
+            counts[("HT-VV01", breakdown, category)] += 1
         for form in case["abuse_forms"]:
-            counts[("VV01", "abuse_form", form)] += 1
+            counts[("HT-VV01", "abuse_form", form)] += 1
         if intervened:
-            counts[("VV02", "", "")] += 1
+            counts[("HT-VV02", "", "")] += 1
             for form in case["abuse_forms"]:
-                counts[("VV02", "abuse_form", form)] += 1
-        if case["abuse_forms"]:
-            abused[(case["commune_code"], case["child_id"] or case["case_id"])].append(case)
-
-        def settled(name: str, deadlines: dict[str, Any] = deadlines) -> tuple[bool, bool] | None:
-            deadline = deadlines.get(name)
-            if deadline is None or not (deadline["met_at"] or deadline["missed"]):
-                return None
-            return True, bool(deadline["met_at"]) and datetime.fromisoformat(deadline["met_at"]) <= \
-                datetime.fromisoformat(deadline["due_at"])
-
-        if case["emergency"] and (outcome := settled("emergency_protection")):
-            rate(("KT01", "", ""), outcome[1])
-        if outcome := settled("plan_drafted"):
-            rate(("KT02", "", ""), outcome[1])
+                counts[("HT-VV02", "abuse_form", form)] += 1
+        kept = _emergency_kept(case)
+        if kept is not None:
+            rate(("HT-KT01", "", ""), kept)
+        if (case.get("child_age_years") or 0) >= 7 and case.get("child_views_taken") is not None:
+            for breakdown, category in (("", ""), ("sex", case["child_sex"])):
+                rate(("HT-KT06", breakdown, category), case["child_views_taken"])
+        if (outcome := _kept(case["deadlines"].get("plan_drafted"))) is not None:
+            rate(("HT-KT02", "", ""), outcome)
         serious = [form for form in case["abuse_forms"] if form in ("sexual_abuse", "abandonment", "trafficking")]
-        if serious and (outcome := settled("plan_approval")):
-            rate(("KT03", "", ""), outcome[1])
+        if serious and (outcome := _kept(case["deadlines"].get("plan_approval"))) is not None:
+            rate(("HT-KT03", "", ""), outcome)
             for form in serious:
-                rate(("KT03", "abuse_form", form), outcome[1])
+                rate(("HT-KT03", "abuse_form", form), outcome)
 
-    for child_cases in abused.values():
-        latest = max(child_cases, key=lambda c: (datetime.fromisoformat(c["received_at"]), uuid.UUID(c["case_id"])))
-        counts[("0101", "", "")] += 1
-        counts[("0101", "sex", latest["child_sex"])] += 1
-        counts[("0101", "age_group", latest["child_age_group"])] += 1
-        for form in {form for case in child_cases for form in case["abuse_forms"]}:
+    def children_of(kind: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Each child (linked, else the case) with matching cases anywhere, counted in the commune of its latest."""
+        by_child: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for case in everywhere[kind]:
+            by_child[case["child_id"] or case["case_id"]].append(case)
+        found = []
+        for cases in by_child.values():
+            latest = max(cases, key=lambda c: (datetime.fromisoformat(c["received_at"]), uuid.UUID(c["case_id"])))
+            if latest["commune_code"] in places:
+                found.append((latest, cases))
+        return found
+
+    for latest, cases in children_of("abused"):
+        for breakdown, category in (("", ""), ("sex", latest["child_sex"]), ("age_group", latest["child_age_group"]),
+                                    ("perpetrator", latest.get("perpetrator_relationship") or "unknown")):
+            counts[("0101", breakdown, category)] += 1
+        for form in {form for case in cases for form in case["abuse_forms"]}:
             counts[("0101", "abuse_form", form)] += 1
-        for environment in {case["environment"] or "unknown" for case in child_cases}:
+        for environment in {case["environment"] or "unknown" for case in cases}:
             counts[("0101", "environment", environment)] += 1
+        outcomes = [_timeliness(case) for case in cases]
+        if any(settled for settled, _ in outcomes):
+            rate(("HT-KT05", "", ""), all(timely for settled, timely in outcomes if settled))
+    for kind, code, field_name, breakdown in (("at_risk", "HT-VV04", "risk_forms", "risk_form"),
+                                               ("special_circumstances", "HT-VV06", "special_groups",
+                                                "special_group")):
+        for _, cases in children_of(kind):
+            counts[(code, "", "")] += 1
+            for item in {item for case in cases for item in case[field_name]}:
+                counts[(code, breakdown, item)] += 1
 
     result: Expected = dict(counts)
     result.update({cell: tuple(value) for cell, value in rates.items()})
-    return result
+    result[("HT-TE08", "", "")] = (counts.get(("HT-TE02", "", ""), 0), counts.get(("HT-TE01", "", ""), 0))
+    result[("HT-VV05", "", "")] = (counts.get(("HT-VV04", "", ""), 0), counts.get(("HT-TE01", "", ""), 0))
+    return {cell: value for cell, value in result.items() if value not in (0, (0, 0))}

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from services.common.db import Database
 from services.common.outbox import Event
 from services.reporting.ingest import Ingestor
-from services.reporting.models import CaseFact, ChildFact, DataVersion, RejectedEvent
+from services.reporting.models import CaseFact, CaseSeparation, ChildFact, DataVersion, RejectedEvent
 
 
 def event(seq: int, type: str, payload: dict[str, Any]) -> Event:
@@ -103,3 +103,55 @@ async def test_values_that_would_break_the_database_are_refused_one_event_at_a_t
     async with reporting_db.sessionmaker() as session:
         assert (await session.execute(select(ChildFact.child_id))).scalars().all() == []
         assert len((await session.execute(select(RejectedEvent))).scalars().all()) == len(hostile) + 3
+
+
+async def test_the_2026_case_fields_are_applied_and_their_absence_means_unknown(reporting_db: Database) -> None:
+    old, new, unfounded = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    received = "2025-03-01T02:00:00+00:00"
+    payloads = [
+        case(old),  # an event from before 2026: no category, channel or separations
+        case(new, category="abused", channel="phone", intake_agency="hotline", perpetrator_relationship="parent",
+             child_age_years=9, child_views_taken=True, parent_views="not_asked_alleged_abuser",
+             incident_commune_code="00070", residence_commune_code="00004", emergency=True,
+             emergency_measure={"taken_at": "2025-03-01T13:59:00+00:00", "agency": "police"},
+             separations=[{"decided_at": "2025-03-01T05:00:00+00:00", "ends_at": "2025-03-16T05:00:00+00:00",
+                           "ended_at": "2025-03-21T05:00:00+00:00", "extended_days": 5,
+                           "competent_authority_extension": False}],
+             plan_approved_at="2025-03-08T02:00:00+00:00", received_at=received),
+        case(unfounded, category="abused", state="closed", closure_reason="unfounded",
+             closed_at="2025-03-05T02:00:00+00:00", closure_kind="early"),
+    ]
+    events = [Event(seq=n + 1, id=uuid.uuid4(), type="case.changed", version=1, occurred_at=datetime.now(UTC),
+                    agency=None, source="cases", payload=p) for n, p in enumerate(payloads)]
+    async with reporting_db.sessionmaker() as session, session.begin():
+        await Ingestor().apply_cases_events(session, events)
+    async with reporting_db.sessionmaker() as session:
+        facts = {str(f.case_id): f for f in (await session.execute(select(CaseFact))).scalars()}
+        separations = (await session.execute(select(CaseSeparation))).scalars().all()
+        rejected = (await session.execute(select(RejectedEvent))).scalars().all()
+    assert not rejected
+    legacy = facts[old]
+    assert (legacy.category, legacy.channel, legacy.intake_agency, legacy.perpetrator) == ("unknown",) * 4
+    assert legacy.counted_abused  # before 2026 a case with a form of abuse was an abuse case
+    fresh = facts[new]
+    assert (fresh.category, fresh.channel, fresh.intake_agency, fresh.perpetrator) == ("abused", "phone", "hotline",
+                                                                                       "parent")
+    assert fresh.child_age_years == 9 and fresh.child_views_taken and fresh.supported and fresh.counted_abused
+    assert fresh.emergency_kept is True  # taken 11 h 59 min after receipt: within Decree 56 Art. 26(3)'s 12 hours
+    assert not facts[unfounded].counted_abused and facts[unfounded].closure_kind == "early"
+    assert [(s.days, s.extended_days, s.competent_authority_extension) for s in separations] == [(20, 5, False)]
+
+
+async def test_an_emergency_protection_taken_after_12_hours_is_late_whatever_the_deadline_said(
+        reporting_db: Database) -> None:
+    late = str(uuid.uuid4())
+    payload = case(late, emergency=True, emergency_measure={"taken_at": "2025-03-01T14:01:00+00:00"},
+                   deadlines={"emergency_protection": {"due_at": "2025-03-02T02:00:00+00:00",
+                                                       "met_at": "2025-03-01T14:01:00+00:00", "missed": False}})
+    async with reporting_db.sessionmaker() as session, session.begin():
+        await Ingestor().apply_cases_events(session, [Event(seq=1, id=uuid.uuid4(), type="case.changed", version=1,
+                                                            occurred_at=datetime.now(UTC), agency=None,
+                                                            source="cases", payload=payload)])
+    async with reporting_db.sessionmaker() as session:
+        fact = (await session.execute(select(CaseFact))).scalar_one()
+    assert fact.emergency_kept is False

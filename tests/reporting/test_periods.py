@@ -25,18 +25,46 @@ def test_periods_cover_the_right_days(identifier: str, kind: str, start: date, e
     assert (period.kind, period.start, period.end) == (kind, start, end)
 
 
-def test_due_dates_come_from_settings() -> None:
-    due = ReportingSettings().report_due_dates
-    assert parse_period("2024S1").due_date(due) == date(2024, 5, 10)
-    assert parse_period("2024AY").due_date(due) == date(2024, 11, 10)
-    assert parse_period("202405").due_date(due) is None
-    assert parse_period("2024").due_date({"Y": "11-20"}) == date(2024, 11, 20)
-    with pytest.raises(ValueError, match="unknown period kind"):
-        ReportingSettings(report_due_dates={"W1": "01-01"})
+def test_a_report_is_due_a_configurable_lag_after_its_period_ends() -> None:
+    settings = ReportingSettings()
+    lags = settings.report_due_lag_days
+    # The old default made 2025S1 due on 10 May 2025, before the half-year ended.
+    assert parse_period("2025S1").due_date(lags) == date(2025, 7, 20)
+    assert parse_period("2025S1").due_date(lags) > parse_period("2025S1").end
+    assert parse_period("2024AS1").due_date(lags) == date(2024, 7, 4)  # the cut-off period ends on 14 June
+    assert parse_period("2024AY").due_date(lags) == date(2025, 1, 13)
+    assert parse_period("202405").due_date(lags) == date(2024, 6, 10)
+    assert parse_period("2024").due_date({"year": 45}) == date(2025, 2, 14)
+    for identifier in ("202402", "2024Q1", "2024S2", "2024", "2024AS2", "2024AY"):
+        assert parse_period(identifier).due_date(lags) > parse_period(identifier).end
+    with pytest.raises(ValueError, match="invalid due lag"):
+        ReportingSettings(report_due_lag_days={"week": 3})
+
+
+def test_a_province_can_keep_its_own_deadlines() -> None:
+    """The seed plans' own dates: 6-month report before 10 May, annual report before 10 (or 20) November."""
+    settings = ReportingSettings(province_due_dates={"38": {"S1": "05-10", "AS1": "05-10", "Y": "11-10",
+                                                            "AY": "11-20"}})
+    own = settings.province_due_dates["38"]
+    assert parse_period("2024S1").due_date(settings.report_due_lag_days, own) == date(2024, 5, 10)
+    assert parse_period("2024AY").due_date(settings.report_due_lag_days, own) == date(2024, 11, 20)
+    assert parse_period("2024Q3").due_date(settings.report_due_lag_days, own) == date(2024, 10, 15)  # the lag
+    assert parse_period("2024S1").describe(settings.report_due_lag_days, own)["due_rule"] == "province"
+    for bad in ({"380": {"S1": "05-10"}}, {"38": {"W1": "05-10"}}, {"38": {"S1": "13-10"}}):
+        with pytest.raises(ValueError):
+            ReportingSettings(province_due_dates=bad)
+
+
+def test_previous_periods_for_a_trend() -> None:
+    assert [p.id for p in parse_period("2025Q2").previous(6)] == ["2024Q1", "2024Q2", "2024Q3", "2024Q4",
+                                                                   "2025Q1", "2025Q2"]
+    assert [p.id for p in parse_period("202502").previous(3)] == ["202412", "202501", "202502"]
+    assert [p.id for p in parse_period("2025AS1").previous(3)] == ["2024AS1", "2024AS2", "2025AS1"]
 
 
 @pytest.mark.parametrize("identifier", ["202413", "202400", "2024Q5", "2024S3", "24", "1999", "2024AS3", "2024-05",
-                                        "", "2024 ", "2024\n", "2024W1"])
+                                        "", "2024 ", "2024\n", "2024W1",
+                                        "٢٠٢٤S1", "۲۰۲۴", "２０２４S1", "2024Ｓ1", "２０２４０５", "2024Q٢", "߂߀߂߄"])
 def test_unknown_periods_are_bad_requests(identifier: str) -> None:
     with pytest.raises(BadRequest):
         parse_period(identifier)

@@ -10,13 +10,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.common.locations import communes
+from services.reporting.indicators import INDICATORS
 from services.reporting.periods import parse_period
 from tests.helpers import Api, eventually, letters
 from tests.reporting.population import Population, expected_counts, local_day
 
 PROVINCE = "92"
 COMMUNES = ["31135", "31120", "31147"]
-RATES = {"TE03", "TE04", "TE05", "KT01", "KT02", "KT03"}
+RATES = {indicator.code for indicator in INDICATORS if indicator.is_ratio}
 
 
 def _child_body(rng: random.Random, commune: str) -> dict[str, Any]:
@@ -55,7 +56,17 @@ def _case_snapshot(case: dict[str, Any]) -> dict[str, Any]:
     deadlines: dict[str, dict[str, Any]] = {}
     for d in sorted(case["deadlines"], key=lambda d: d["started_at"]):
         deadlines[d["name"]] = {"due_at": d["due_at"], "met_at": d["met_at"], "missed": d["missed"]}
-    return {"case_id": case["id"], "commune_code": case["commune_code"], "received_at": case["received_at"],
+    # The fields the cases service adds in 2026 (contract 3, docs/events.md) once its cases carry a category; until
+    # then its events lack them and they count as unknown.
+    added: dict[str, Any] = {}
+    if "category" in case:
+        intake = case.get("intake") or {}
+        added = {name: case[name] for name in ("category", "risk_forms", "special_groups",
+                                                "perpetrator_relationship", "child_views_taken", "plan_approved_at",
+                                                "closure_kind", "separations", "emergency_measure") if name in case}
+        added["channel"] = case.get("channel", intake.get("channel"))
+        added["intake_agency"] = case.get("intake_agency", intake.get("agency"))
+    return {**added, "case_id": case["id"], "commune_code": case["commune_code"], "received_at": case["received_at"],
             "child_sex": case["child"]["sex"], "child_age_group": case["child"]["age_group"],
             "child_id": case["child"]["child_id"], "abuse_forms": case["abuse_forms"],
             "environment": case["environment"], "state": case["state"], "emergency": case["emergency"],
@@ -114,8 +125,8 @@ async def test_figures_of_a_population_made_through_the_public_apis_are_exact(ap
     async def caught_up() -> bool:
         rows = await _values(api, statistician, str(this_year), PROVINCE)
         totals = {r["indicator"]: r["value"] for r in rows if r["breakdown"] is None}
-        return (totals["TE01"] == expected_total.get(("TE01", "", ""), 0)
-                and totals["VV01"] == expected_total.get(("VV01", "", ""), 0))
+        return (totals["HT-TE01"] == expected_total.get(("HT-TE01", "", ""), 0)
+                and totals["HT-VV01"] == expected_total.get(("HT-VV01", "", ""), 0))
 
     await eventually(caught_up, timeout=20)
 
@@ -128,7 +139,10 @@ async def test_figures_of_a_population_made_through_the_public_apis_are_exact(ap
         for location in [PROVINCE, *COMMUNES]:
             scope = set(COMMUNES) if location == PROVINCE else {location}
             expected = expected_counts(population, period.start, period.end, scope)
-            for row in await _values(api, statistician, period_id, location):
+            # A commune's own chairman reads its figures exactly, for any period (outsiders get half-years and years,
+            # with small counts hidden).
+            reader = statistician if location == PROVINCE else chairman_of[location]
+            for row in await _values(api, reader, period_id, location):
                 if row["breakdown"] == "locality":
                     continue
                 cell = (row["indicator"], row["breakdown"] or "", row["category"] or "")
