@@ -32,6 +32,9 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("GET", "/admin/v1/users/{user_id}"): 404,
     ("PATCH", "/admin/v1/users/{user_id}"): 404,
     KEY_ROTATION: 200,
+    ("DELETE", "/admin/v1/keys/{kid}"): 422,  # a key id is not a uuid
+    ("DELETE", "/admin/v1/users/{user_id}/mfa"): 404,
+    ("POST", "/admin/v1/users/{user_id}/unlock"): 404,
     # registry
     ("GET", "/registry/internal/v1/events"): 200,
     ("POST", "/registry/v1/children"): 422,
@@ -65,10 +68,25 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("PATCH", "/cases/v1/tasks/{task_id}"): 422,
     ("POST", "/cases/v1/cases/{case_id}/link-child"): 422,
     ("GET", "/cases/v1/me/work"): 200,
+    ("POST", "/cases/v1/cases/{case_id}/attachments"): 415,  # JSON, not a multipart file
+    ("GET", "/cases/v1/cases/{case_id}/attachments"): 404,
+    ("POST", "/cases/v1/cases/{case_id}/attachment-uploads"): 422,
+    ("GET", "/cases/v1/attachment-uploads/{upload_id}"): 404,
+    ("DELETE", "/cases/v1/attachment-uploads/{upload_id}"): 404,
+    ("PUT", "/cases/v1/attachment-uploads/{upload_id}/parts/{number}"): 422,  # a random id is no part number
+    ("POST", "/cases/v1/attachment-uploads/{upload_id}/complete"): 404,
+    ("GET", "/cases/v1/attachments/{attachment_id}"): 404,
+    ("GET", "/cases/v1/attachments/{attachment_id}/content"): 404,
+    ("POST", "/cases/v1/attachments/{attachment_id}/link"): 404,
+    ("POST", "/cases/v1/attachments/{attachment_id}/delete"): 422,  # the reason is required
+    ("PUT", "/cases/v1/attachments/{attachment_id}/legal-hold"): 422,
     # reporting
     ("GET", "/reporting/v1/indicators"): 200,
     ("GET", "/reporting/v1/values"): 422,  # indicator, period and place are required
-    ("GET", "/reporting/v1/reports/{period}"): 400,  # a random id is no period
+    ("GET", "/reporting/v1/reports/{period}"): 422,  # a random id is no period
+    ("GET", "/reporting/v1/dhis2/metadata"): 200,
+    ("GET", "/reporting/v1/child-friendly/{year}"): 422,  # a random id is no year
+    ("PUT", "/reporting/v1/child-friendly/{year}/communes/{commune}/criteria/{criterion}"): 422,
 }
 
 
