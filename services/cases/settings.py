@@ -45,5 +45,17 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     work_horizon_hours: int = Field(48, ge=1)
     work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
 
+    # The papers (docs/forms/README.md): a province's own templates, tried before the shipped ones, and the number
+    # and symbol of each paper. A series is one gapless sequence per issuing body and year; papers that share a
+    # series share the sequence (Decree 30/2020/NĐ-CP Art. 15: the body decides how its papers are numbered).
+    forms_template_dir: str | None = Field(None, description="Directory of templates that replace the shipped ones.")
+    document_series: dict[str, str] = Field(default_factory=lambda: {
+        "01": "BC", "02": "BC", "03": "BC", "03-minutes": "BB", "04": "KH", "05": "QĐ", "06": "BC", "07": "QĐ"})
+    document_symbols: dict[str, str] = Field(default_factory=lambda: {
+        "01": "{number:02d}/BC-{issuer_short}", "02": "{number:02d}/BC-UBND", "03": "{number:02d}/BC-UBND",
+        "03-minutes": "{number:02d}/BB-UBND", "04": "{number:02d}/KH-UBND", "05": "{number:02d}/QĐ-UBND",
+        "06": "{number:02d}/BC-UBND", "07": "{number:02d}/QĐ-UBND"},
+        description="Number and symbol of each paper; fields: number, year, issuer_short.")
+
     def secret_values(self) -> dict[str, str]:
         return super().secret_values() | self.object_store_required()

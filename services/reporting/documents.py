@@ -8,7 +8,6 @@ Blocking (builds a workbook or a PDF): call these from a worker thread.
 import io
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -21,10 +20,9 @@ from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.common.fonts import SERIF, SERIF_BOLD, register_serif
 from services.common.locations import communes, provinces
 from services.reporting.figures import Counts
 from services.reporting.formats import UNITS_VI, Marking
@@ -34,8 +32,6 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.suppression import Cell
 from services.reporting.vocabulary import BREAKDOWNS, label
 
-FONTS = Path(__file__).parent / "fonts"
-SERIF, SERIF_BOLD, SERIF_ITALIC = "LiberationSerif", "LiberationSerif-Bold", "LiberationSerif-Italic"
 MOTTO = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc")
 TREND_INDICATORS = ("0101", "HT-VV01")
 
@@ -154,13 +150,7 @@ def xlsx_document(report: Report) -> bytes:
 
 
 def _register_fonts() -> None:
-    if SERIF in pdfmetrics.getRegisteredFontNames():
-        return
-    pdfmetrics.registerFont(TTFont(SERIF, str(FONTS / "LiberationSerif-Regular.ttf")))
-    pdfmetrics.registerFont(TTFont(SERIF_BOLD, str(FONTS / "LiberationSerif-Bold.ttf")))
-    pdfmetrics.registerFont(TTFont(SERIF_ITALIC, str(FONTS / "LiberationSerif-Italic.ttf")))
-    pdfmetrics.registerFontFamily(SERIF, normal=SERIF, bold=SERIF_BOLD, italic=SERIF_ITALIC,
-                                  boldItalic=SERIF_BOLD)
+    register_serif()
 
 
 def _issuing_body(where: Place) -> tuple[str, str]:
