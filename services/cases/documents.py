@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -37,10 +38,27 @@ from services.common.errors import NotFound
 from services.common.locations import communes, provinces
 from services.common.permissions import Action, Agency, Scope
 
+
+class Paper(StrEnum):
+    """Mẫu số 01-07 of Decree 56 (and the minutes of the needs meeting, made in Form 03's step)."""
+
+    INTAKE_REPORT = "01"
+    INITIAL_ASSESSMENT = "02"
+    SPECIFIC_ASSESSMENT = "03"
+    NEEDS_MEETING_MINUTES = "03-minutes"
+    PLAN = "04"
+    PLAN_APPROVAL = "05"
+    REVIEW = "06"
+    SEPARATION_DECISION = "07"
+
+
+PAPERS = tuple(paper.value for paper in Paper)
 INTAKE, SPECIFIC, MINUTES, PLAN, APPROVAL = "01", "03", "03-minutes", "04", "05"
-PAPERS = ("01", "02", "03", "03-minutes", "04", "05", "06", "07")
 # Columns of the case that no paper but the intake report prints (the reporter) or that are bookkeeping.
-PRIVATE_COLUMNS = {"reporter", "reporter_anonymous", "created_by", "idempotency_key"}
+PRIVATE_COLUMNS = {"reporter", "reporter_anonymous", "intake_details", "created_by", "idempotency_key"}
+# The field of a step's form that dates its paper, when not the step's own time (a decision signed on a given day).
+DATE_FIELDS = {"05": ("decided_on",), "06": ("reviewed_on",), "07": ("taken_at",),
+               MINUTES: ("needs_meeting", "held_on")}
 
 
 def utcnow() -> datetime:
@@ -75,12 +93,13 @@ async def next_number(session: AsyncSession, issuer: str, year: int, series: str
     return int((await session.execute(statement)).scalar_one())
 
 
-def _issuer(case: Case, paper: str) -> tuple[str, str, str | None]:
+def _issuer(case: Case, paper: str, leading: str | None) -> tuple[str, str, str | None]:
     """(register key, agency, commune) of the body that issues a paper: the intake report is the receiving body's
-    (the national hotline, or an agency of the commune where it happened); every other paper is the leading
-    commune's people's committee's (Decree 56 Arts. 26-32)."""
+    (the national hotline, or an agency of the commune where it happened); every other paper is the people's
+    committee's of the commune that led the case at that step (Decree 56 Arts. 26-32; Law Art. 52(2))."""
     if paper != INTAKE:
-        return case.commune_code, Agency.PEOPLES_COMMITTEE.value, case.commune_code
+        commune = leading or case.commune_code
+        return commune, Agency.PEOPLES_COMMITTEE.value, commune
     agency, commune = case.intake_agency, case.incident_commune_code
     if agency == Agency.HOTLINE.value:
         return agency, agency, None
@@ -98,10 +117,26 @@ def symbol(settings: CasesSettings, paper: str, agency: str, number: int | None,
     return pattern.format(number=number, year=year, issuer_short=short)
 
 
-async def _register(session: AsyncSession, case: Case, paper: str, action: str, step_version: int, at: datetime,
-                    signer: str, settings: CasesSettings) -> None:
-    issuer, agency, commune = _issuer(case, paper)
-    issued_on = at.astimezone(workflow.VIETNAM).date()
+def _dated(paper: str, data: dict[str, Any] | None, at: datetime) -> date:
+    """The paper's date: the day its form gives (a decision's day, the meeting's), else the day of the step."""
+    value: Any = data or {}
+    for key in DATE_FIELDS.get(paper, ()):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, str) and value:
+        moment = value if "T" in value else f"{value}T12:00:00+07:00"
+        return datetime.fromisoformat(moment).astimezone(workflow.VIETNAM).date()
+    return at.astimezone(workflow.VIETNAM).date()
+
+
+async def _register(session: AsyncSession, case: Case, paper: str, entry: CaseHistory | None, signer: str,
+                    settings: CasesSettings) -> None:
+    """Number one paper: the next number of its series, in the register of the body that issues it."""
+    if entry is None or paper == INTAKE:
+        action, step_version, issued_on, leading = "receive", 1, _dated(paper, None, case.received_at), None
+    else:
+        action, step_version, issued_on = entry.action, entry.version, _dated(paper, entry.data, entry.at)
+        leading = getattr(entry, "commune_code", None)
+    issuer, agency, commune = _issuer(case, paper, leading)
     series = settings.document_series[paper]
     number = await next_number(session, issuer, issued_on.year, series)
     session.add(CaseDocument(
@@ -111,12 +146,12 @@ async def _register(session: AsyncSession, case: Case, paper: str, action: str, 
         signer_name=signer[:200], registered_at=utcnow()))
 
 
-async def register_step(session: AsyncSession, case: Case, subject: Subject, action: str, at: datetime,
+async def register_step(session: AsyncSession, case: Case, subject: Subject, entry: CaseHistory,
                         settings: CasesSettings) -> None:
-    """Number the papers of the step just taken (called in the step's transaction, after its history row, with the
-    case locked): issued by the commune leading the case now, signed by the one who took the step."""
-    for paper in step_papers(action):
-        await _register(session, case, paper, action, case.version, at, subject.name, settings)
+    """Number the papers of the step just taken (called in the step's transaction with its history row, the case
+    locked), so a decision has its number when it is signed; the one who took the step signs it."""
+    for paper in step_papers(entry.action):
+        await _register(session, case, paper, entry, subject.name, settings)
     await session.flush()
 
 
@@ -148,8 +183,7 @@ async def ensure_registered(session: AsyncSession, case: Case, settings: CasesSe
                                     .execution_options(populate_existing=True))).scalar_one()
     documents = await _documents(session, case.id)
     for paper, entry in _missing(history, documents):
-        await _register(session, locked, paper, entry.action, entry.version,
-                        locked.received_at if paper == INTAKE else entry.at, "", settings)
+        await _register(session, locked, paper, entry, "", settings)
     await session.flush()
     return await _documents(session, case.id)
 
@@ -232,7 +266,9 @@ def _case_view(case: Case) -> dict[str, Any]:
     view = {column.key: getattr(case, column.key) for column in Case.__table__.columns
             if column.key not in PRIVATE_COLUMNS}
     commune, incident = communes().get(case.commune_code), communes().get(case.incident_commune_code)
+    residence = communes().get(getattr(case, "residence_commune_code", None) or "")
     view |= {"commune_name": commune.name if commune else case.commune_code,
+             "residence_commune_name": residence.name if residence else None,
              "incident_commune_name": incident.name if incident else case.incident_commune_code,
              "received": _local(case.received_at)}
     return view
@@ -241,7 +277,8 @@ def _case_view(case: Case) -> dict[str, Any]:
 def context(document: CaseDocument, audience: str, case: Case, history: Sequence[CaseHistory],
             documents: Sequence[CaseDocument]) -> dict[str, Any]:
     """What a paper's template reads. Only the intake report gets the reporter."""
-    entry = next((h for h in history if h.version == document.step_version), None)
+    entry = next((h for h in history if h.version == document.step_version and document.paper != INTAKE), None)
+    data: dict[str, Any] = (entry.data if entry else None) or {}
     issued = document.issued_on
     earlier = {d.paper: d.reference for d in sorted(documents, key=lambda d: d.step_version)
                if d.step_version <= document.step_version}
@@ -251,15 +288,22 @@ def context(document: CaseDocument, audience: str, case: Case, history: Sequence
                 "day": f"{issued.day:02d}", "month": f"{issued.month:02d}", "year": issued.year,
                 "issued_on": issued, "title": paper_title(document.paper)},
         "issuer": _issuer_lines(document), "signer": {"name": document.signer_name or render.Blanks()},
-        "case": _case_view(case), "form": (entry.data if entry else None) or {},
-        "step": {"at": _local(entry.at) if entry else None, "action": document.action},
+        "case": _case_view(case), "form": data.get("needs_meeting") or {} if document.paper == MINUTES else data,
+        "step": {"at": _local(entry.at) if entry else None, "action": document.action,
+                 "taken": _local(datetime.fromisoformat(data["taken_at"])) if data.get("taken_at") else
+                 _local(entry.at) if entry else None},
         "earlier": earlier,
     }
     if document.paper == INTAKE:
         values["reporter"] = {"anonymous": case.reporter_anonymous, **(case.reporter or {})}
+        values["intake"] = getattr(case, "intake_details", None) or {}
     if document.paper == PLAN:
-        tasks = list(values["form"].get("tasks") or [])
+        tasks = list(data.get("tasks") or [])
         values["tasks"] = [t for t in tasks if not audience or t.get("agency") == audience]
+        values["budget"] = sum(int(t.get("budget_vnd") or 0) for t in tasks)
+    if document.paper == "06":
+        ratings = [str(r.get("rating")) for r in data.get("ratings") or []]
+        values["tally"] = {level: ratings.count(level) for level in ("high", "medium", "low")}
     if document.paper == APPROVAL:
         plan = _plan_of_approvals(history).get(document.step_version)
         values["plan"] = (plan.data or {}) if plan else {}
@@ -267,7 +311,26 @@ def context(document: CaseDocument, audience: str, case: Case, history: Sequence
                              None)
         values["plan_reference"] = plan_document.reference if plan_document else render.Blanks()
         values["agencies"] = sorted(_agencies_of(plan))
-    return values
+        values["budget"] = sum(int(t.get("budget_vnd") or 0) for t in values["plan"].get("tasks") or [])
+    wrapped: dict[str, Any] = _wrap(values)
+    return wrapped
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Fields({key: _wrap(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_wrap(item) for item in value]
+    return value
+
+
+class _Fields(dict[str, Any]):
+    """A form's data for a template: a field that was not given (optional, or added to the form later) reads as
+    empty, at any depth, so an older step's paper still prints."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        return _Fields() if value is None else value
 
 
 def blank_context(paper: str, reference: str) -> dict[str, Any]:
@@ -276,8 +339,8 @@ def blank_context(paper: str, reference: str) -> dict[str, Any]:
             "doc": {"paper": paper, "reference": reference, "place": blank,
                     "day": "……", "month": "……", "year": "……", "issued_on": blank, "title": paper_title(paper)},
             "issuer": {"parent": "", "body": blank, "unit": ""}, "signer": {"name": blank}, "case": blank,
-            "form": blank, "step": blank, "earlier": blank, "reporter": blank, "tasks": blank, "plan": blank,
-            "plan_reference": blank, "agencies": blank}
+            "form": blank, "step": blank, "earlier": blank, "reporter": blank, "intake": blank, "tasks": blank,
+            "plan": blank, "plan_reference": blank, "agencies": blank, "budget": blank, "tally": blank}
 
 
 # ---------------------------------------------------------------------------------------------------- rendering
