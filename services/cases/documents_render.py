@@ -38,6 +38,7 @@ from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY, TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import Flowable, HRFlowable, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus import Paragraph as PdfParagraph
 from reportlab.platypus.doctemplate import LayoutError
@@ -90,6 +91,7 @@ class Grid:
     widths: list[float]
     rows: list[list[Cell]] = field(default_factory=list)
     grid: bool = False
+    size: float = BODY_PT  # of the text in its cells
 
 
 Block = Para | Grid
@@ -134,8 +136,9 @@ class _Parser(HTMLParser):
         align = attrs.get("align") or defaults.get("align") or self.cell_align or "left"
         if align not in ("left", "center", "right", "justify"):
             raise TemplateError(f"align={align!r}")
+        cell_size = self.table.size if self.table is not None and self.cell is not None else BODY_PT
         self.para = Para(align=align,  # type: ignore[arg-type]
-                         size=float(attrs.get("size") or defaults.get("size", BODY_PT)),
+                         size=float(attrs.get("size") or defaults.get("size", cell_size)),
                          indent_mm=float(attrs.get("indent") or 0), space_pt=float(attrs.get("space") or
                                                                                   defaults.get("space_pt", 3.0)))
         self.block_bold = bool(defaults.get("bold")) or self.cell_bold
@@ -162,7 +165,7 @@ class _Parser(HTMLParser):
             if self.table is not None:
                 raise TemplateError("nested tables")
             widths = [float(w) for w in (attrs.get("widths") or "").split(",") if w.strip()]
-            self.table = Grid(widths=widths, grid=attrs.get("grid") == "1")
+            self.table = Grid(widths=widths, grid=attrs.get("grid") == "1", size=float(attrs.get("size") or BODY_PT))
         elif tag == "tr":
             self._need_table(tag).rows.append([])
         elif tag in ("td", "th"):
@@ -258,9 +261,26 @@ def _trim(para: Para) -> None:
     para.runs = runs
 
 
+@cache
+def _covered() -> frozenset[int]:
+    register_serif()
+    font = pdfmetrics.getFont(SERIF)
+    return frozenset(font.face.charToGlyph)
+
+
+MISSING_GLYPH = "□"
+
+
+def printable(text: str) -> str:
+    """The text with every character the serif lacks (an emoji, a rare symbol) shown as a box, in both formats:
+    the PDF would drop it silently, and a paper must not say less than its DOCX."""
+    covered = _covered()
+    return "".join(c if ord(c) in covered or c in "\n\t" else MISSING_GLYPH for c in text)
+
+
 def parse(markup: str) -> list[Block]:
     parser = _Parser()
-    parser.feed(unicodedata.normalize("NFC", markup))
+    parser.feed(printable(unicodedata.normalize("NFC", markup)))
     parser.close()
     return parser.blocks
 
@@ -340,7 +360,7 @@ def _money(value: Any) -> str:
 def _yes_no(value: Any) -> str:
     if isinstance(value, bool):
         return "Có" if value else "Không"
-    return "Có ☐   Không ☐"
+    return "Có □   Không □"
 
 
 @cache
@@ -401,7 +421,7 @@ def _pdf_blocks(blocks: list[Block], width: float) -> list[Flowable]:
         widths = [width * w / sum(block.widths) for w in block.widths]
         data = [[[_pdf_para(p, widths[i]) for p in cell.paras] or "" for i, cell in enumerate(row)]
                 for row in block.rows]
-        commands: list[tuple[Any, ...]] = [("VALIGN", (0, 0), (-1, -1), "TOP"),
+        commands: list[tuple[Any, ...]] = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("FONTNAME", (0, 0), (-1, -1), SERIF),
                                            ("ALIGN", (0, 0), (-1, -1), "CENTER")]
         if block.grid:
             commands += [("GRID", (0, 0), (-1, -1), 0.5, (0, 0, 0)), ("TOPPADDING", (0, 0), (-1, -1), 1),
@@ -432,6 +452,7 @@ def render_pdf(paper: Paper) -> bytes:
         leftMargin=MARGINS_MM["left"] * mm, rightMargin=MARGINS_MM["right"] * mm,
         topMargin=MARGINS_MM["top"] * mm, bottomMargin=MARGINS_MM["bottom"] * mm,
         invariant=1,  # fixed dates and ids: the same paper gives the same bytes
+        initialFontName=SERIF, initialFontSize=BODY_PT,  # no unembedded Helvetica as the page's first font
     )
     try:
         document.build(_pdf_blocks(paper.blocks, document.width), onLaterPages=_page_number)
@@ -508,6 +529,13 @@ def render_docx(paper: Paper) -> bytes:
     section.page_width, section.page_height = Mm(210), Mm(297)
     section.top_margin, section.bottom_margin = Mm(MARGINS_MM["top"]), Mm(MARGINS_MM["bottom"])
     section.left_margin, section.right_margin = Mm(MARGINS_MM["left"]), Mm(MARGINS_MM["right"])
+    # Decree 30: page numbers from the second page, centred at the top (a PAGE field in the header).
+    section.different_first_page_header_footer = True
+    number = section.header.paragraphs[0]
+    number.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    field_element = OxmlElement("w:fldSimple")
+    field_element.set(qn("w:instr"), "PAGE")
+    number._p.append(field_element)
     normal = document.styles["Normal"]
     normal.font.name, normal.font.size = WORD_FONT, Pt(BODY_PT)
     normal.element.rPr.rFonts.set(qn("w:eastAsia"), WORD_FONT)
