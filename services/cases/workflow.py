@@ -126,8 +126,10 @@ DEADLINES: dict[Deadline, DeadlineRule] = {r.name: r for r in (
 
 # Deadlines the intake itself starts.
 INTAKE_STARTS: tuple[Deadline, ...] = (D.ASSESSMENT,)
-# Deadlines whose due time an emergency measure meets when the measure was taken (not when it was recorded).
+# Deadlines whose due time an emergency measure meets when the measure was taken (not when it was recorded); a
+# measure taken before the assessment found it needed (police acting on a referral) meets them as they start.
 MET_WHEN_TAKEN: tuple[Deadline, ...] = (D.EMERGENCY_PROTECTION,)
+MEASURE_ACTIONS: frozenset[str] = frozenset({"record_emergency_measure", "take_emergency_measures"})
 
 
 class IllegalTransition(Exception):
@@ -142,6 +144,7 @@ class Position:
 
     state: State
     running: frozenset[Deadline] = frozenset()
+    protected: bool = False  # an emergency measure was taken
 
 
 def allowed_steps(position: Position) -> list[Step]:
@@ -158,8 +161,10 @@ def advance(position: Position, action: str) -> Position:
     step = STEPS.get(action)
     if step is None or step not in allowed_steps(position):
         raise IllegalTransition(action, position)
-    running = (position.running - set(step.stops)) | set(step.starts)
-    return Position(step.leads_to(position.state), frozenset(running))
+    protected = position.protected or action in MEASURE_ACTIONS
+    starts = set(step.starts) - (set(MET_WHEN_TAKEN) if protected else set())
+    running = (position.running - set(step.stops)) | starts
+    return Position(step.leads_to(position.state), frozenset(running), protected)
 
 
 def initial_position() -> Position:
