@@ -128,14 +128,9 @@ def _dated(paper: str, data: dict[str, Any] | None, at: datetime) -> date:
     return at.astimezone(workflow.VIETNAM).date()
 
 
-async def _register(session: AsyncSession, case: Case, paper: str, entry: CaseHistory | None, signer: str,
-                    settings: CasesSettings) -> None:
+async def _register(session: AsyncSession, case: Case, paper: str, action: str, step_version: int,
+                    issued_on: date, leading: str | None, signer: str, settings: CasesSettings) -> None:
     """Number one paper: the next number of its series, in the register of the body that issues it."""
-    if entry is None or paper == INTAKE:
-        action, step_version, issued_on, leading = "receive", 1, _dated(paper, None, case.received_at), None
-    else:
-        action, step_version, issued_on = entry.action, entry.version, _dated(paper, entry.data, entry.at)
-        leading = getattr(entry, "commune_code", None)
     issuer, agency, commune = _issuer(case, paper, leading)
     series = settings.document_series[paper]
     number = await next_number(session, issuer, issued_on.year, series)
@@ -146,12 +141,14 @@ async def _register(session: AsyncSession, case: Case, paper: str, entry: CaseHi
         signer_name=signer[:200], registered_at=utcnow()))
 
 
-async def register_step(session: AsyncSession, case: Case, subject: Subject, entry: CaseHistory,
-                        settings: CasesSettings) -> None:
-    """Number the papers of the step just taken (called in the step's transaction with its history row, the case
-    locked), so a decision has its number when it is signed; the one who took the step signs it."""
-    for paper in step_papers(entry.action):
-        await _register(session, case, paper, entry, subject.name, settings)
+async def register_step(session: AsyncSession, case: Case, subject: Subject, action: str, data: dict[str, Any],
+                        at: datetime, leading: str, settings: CasesSettings) -> None:
+    """Number the papers of the step just taken (called in the step's transaction after its history row, the case
+    locked and its version that of the step), so a decision has its number when it is signed; the one who took the
+    step signs it."""
+    for paper in step_papers(action):
+        await _register(session, case, paper, action, case.version, _dated(paper, data, at), leading, subject.name,
+                        settings)
     await session.flush()
 
 
@@ -183,7 +180,12 @@ async def ensure_registered(session: AsyncSession, case: Case, settings: CasesSe
                                     .execution_options(populate_existing=True))).scalar_one()
     documents = await _documents(session, case.id)
     for paper, entry in _missing(history, documents):
-        await _register(session, locked, paper, entry, "", settings)
+        if paper == INTAKE:
+            await _register(session, locked, paper, "receive", 1, _dated(paper, None, locked.received_at), None,
+                            "", settings)
+        else:
+            await _register(session, locked, paper, entry.action, entry.version, _dated(paper, entry.data, entry.at),
+                            entry.commune_code, "", settings)
     await session.flush()
     return await _documents(session, case.id)
 

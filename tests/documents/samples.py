@@ -93,8 +93,7 @@ def sample_case(**changes: Any) -> SampleCase:
                 danger_indicators=["abuser_has_access"], plan_cycle=1)
     for key, value in {"category": "abused", "channel": "phone", "intake_details": INTAKE_DETAILS,
                        "residence_commune_code": COMMUNE, **changes}.items():
-        if key in Case.model_fields:  # TODO remove after the casesflow models merge
-            setattr(case, key, value)
+        setattr(case, key, value)
     history = [CaseHistory(case_id=case.id, version=1, at=RECEIVED, actor_id="hotline-1", actor_role="hotline_operator",
                            agency="hotline", action="receive", to_state="received", data={})]
     papers: list[CaseDocument] = []
@@ -104,9 +103,7 @@ def sample_case(**changes: Any) -> SampleCase:
         entry = CaseHistory(case_id=case.id, version=index, at=at, actor_id="officer-1",
                             actor_role="child_protection_officer", agency="peoples_committee", action=action,
                             to_state=workflow.STEPS[action].target or "specific_assessment",
-                            data=form.model_validate(data).model_dump(mode="json"))
-        if "commune_code" in CaseHistory.model_fields:
-            entry.commune_code = COMMUNE
+                            data=form.model_validate(data).model_dump(mode="json"), commune_code=COMMUNE)
         history.append(entry)
     for paper, entry in [("01", history[0])] + [(p, h) for h in history[1:] for p in documents.step_papers(h.action)]:
         series = documents.CasesSettings().document_series[paper]

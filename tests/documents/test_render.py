@@ -11,17 +11,22 @@ import pytest
 from services.cases import documents, documents_render, vocabulary
 from services.cases.settings import CasesSettings
 from tests.documents.papers import docx_text, ink, normalized, page_one_png, pdf_text, unembedded_fonts
-from tests.documents.samples import REPORTER, sample_case
+from tests.documents.samples import CHILD, REPORTER, sample_case
 
 MOTTO = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc")
 # What each filled paper must say, from the sample case's data (tests/documents/samples.py).
 EXPECTED = {
-    "01": ["BÁO CÁO", "Số: 01/BC-UBND", "Hà Nội, ngày 02 tháng 03 năm 2026", "Trần Văn Bảo", "0912345678",
+    "01": ["BÁO CÁO", "TIẾP NHẬN THÔNG TIN TRẺ EM BỊ XÂM HẠI", CHILD, "15/04/2017", "Nguyễn Văn Dũng", "Thợ xây",
+           "Phạm Thị Hường", "Cha mẹ ly thân; trẻ ở với mẹ và cha dượng.", "Bà ngoại", "Ngõ 12 phố Hàng Bạc",
+           "Nhiều vết bầm tím ở tay và lưng.", "Trẻ tiếp tục bị đánh đập, hoảng sợ, bỏ học.", "Tổng đài 111",
+           "Lê Thu Hà", "Điện thoại", "Hàng xóm đưa trẻ sang nhà mình tạm lánh.", "Số: 01/BC-UBND",
+           "Hà Nội, ngày 02 tháng 03 năm 2026", "Trần Văn Bảo", "0912345678",
            "Hàng xóm nghe tiếng trẻ khóc và bị đánh.", "Đối tượng xâm hại vẫn tiếp cận được trẻ em",
            "08 giờ 30 ngày 02/03/2026", "Nữ", "CÁN BỘ TIẾP NHẬN THÔNG TIN"],
     "02": ["ĐÁNH GIÁ NGUY CƠ BAN ĐẦU", "Trẻ có vết thương mới; cha dượng vẫn sống cùng nhà.",
            "Trẻ em bị tổn hại nghiêm trọng về thân thể", "Báo cáo tiếp nhận thông tin số 01/BC-UBND",
-           "ỦY BAN NHÂN DÂN", "PHƯỜNG HOÀN KIẾM", "Hoàn Kiếm, ngày 04 tháng 03 năm 2026"],
+           "ỦY BAN NHÂN DÂN", "PHƯỜNG HOÀN KIẾM", "Hoàn Kiếm, ngày 04 tháng 03 năm 2026",
+           "Nơi cư trú của trẻ em: Phường Hoàn Kiếm"],
     "03": ["Trẻ sợ hãi, ít nói, vết bầm đang lành.", "Cha dượng nghiện rượu, có tiền sử bạo lực.",
            "Trị liệu tâm lý", "Cháu muốn ở với mẹ khi cha dượng không còn ở nhà.",
            "Mẹ đồng ý để trẻ ở với bà ngoại một thời gian.", "Biên bản số 01/BB-UBND"],

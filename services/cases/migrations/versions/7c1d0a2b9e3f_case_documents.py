@@ -1,7 +1,7 @@
 """case documents: the register of the Decree 56 papers, their numbering series and their renditions
 
 Revision ID: 7c1d0a2b9e3f
-Revises: d5e96eedf5e1
+Revises: 7c3e1a9b5d20
 Create Date: 2026-11-28 07:45:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '7c1d0a2b9e3f'
-down_revision: str | None = 'd5e96eedf5e1'
+down_revision: str | None = '7c3e1a9b5d20'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
