@@ -254,7 +254,8 @@ def _issuer_lines(document: CaseDocument) -> dict[str, str]:
     if commune is not None and not parent:
         province = provinces().get(commune.province_code)
         parent = province.name.upper() if province and document.issuer_agency != Agency.PEOPLES_COMMITTEE else ""
-    return {"parent": parent, "body": body, "unit": commune.name.upper() if commune else ""}
+    return {"parent": parent, "body": body, "unit": commune.name.upper() if commune else "",
+            "unit_name": commune.name if commune else ""}
 
 
 def _local(at: datetime | None) -> dict[str, Any] | None:
@@ -340,7 +341,8 @@ def blank_context(paper: str, reference: str) -> dict[str, Any]:
     return {"blank": True, "audience": "",
             "doc": {"paper": paper, "reference": reference, "place": blank,
                     "day": "……", "month": "……", "year": "……", "issued_on": blank, "title": paper_title(paper)},
-            "issuer": {"parent": "", "body": blank, "unit": ""}, "signer": {"name": blank}, "case": blank,
+            "issuer": {"parent": "", "body": blank, "unit": "", "unit_name": blank}, "signer": {"name": blank},
+            "case": blank,
             "form": blank, "step": blank, "earlier": blank, "reporter": blank, "intake": blank, "tasks": blank,
             "plan": blank, "plan_reference": blank, "agencies": blank, "budget": blank, "tally": blank}
 

@@ -8,6 +8,9 @@ import pytest
 from services.common.db import Database
 from services.common.migrate import upgrade
 
+# The cases tests' fixtures: a client taking workflow actions with the last ETag, and the cases service's database.
+from tests.cases.conftest import cases, cases_db  # noqa: F401
+
 MIGRATIONS = Path(__file__).parents[2] / "services" / "cases" / "migrations"
 
 
