@@ -75,8 +75,8 @@ def step_papers(action: str) -> tuple[str, ...]:
     return (paper, MINUTES) if paper == SPECIFIC else (paper,)
 
 
-def paper_title(paper: str) -> str:
-    return render.labels()["paper_title"][paper]
+def paper_title(paper: str, override: str | None = None) -> str:
+    return str(render.labels(override)["paper_title"][paper])
 
 
 # ---------------------------------------------------------------------------------------------------- numbering
@@ -110,7 +110,7 @@ def _issuer(case: Case, paper: str, leading: str | None) -> tuple[str, str, str 
 
 def symbol(settings: CasesSettings, paper: str, agency: str, number: int | None, year: int | None) -> str:
     pattern = settings.document_symbols[paper]
-    short = render.labels()["agency_short"].get(agency, agency.upper())
+    short = render.labels(settings.forms_template_dir)["agency_short"].get(agency, agency.upper())
     if number is None:  # a blank form: the number is written by hand
         pattern = re.sub(r"\{number[^}]*\}", "……", pattern)
         return pattern.format(year="……", issuer_short=short)
@@ -238,16 +238,15 @@ def shown_to(subject: Subject, history: Sequence[CaseHistory], documents: Sequen
 # ---------------------------------------------------------------------------------------------------- contexts
 
 
-def _place(commune_code: str | None) -> str:
+def _place(commune_code: str | None, words: dict[str, Any]) -> str:
     """Địa danh (Decree 30 Appendix I): the commune's name without its kind."""
     commune = communes().get(commune_code or "")
     if commune is None:
-        return render.labels()["national_place"]
+        return str(words["national_place"])
     return re.sub(r"^(xã|phường|thị trấn|đặc khu)\s+", "", commune.name, flags=re.IGNORECASE)
 
 
-def _issuer_lines(document: CaseDocument) -> dict[str, str]:
-    words = render.labels()
+def _issuer_lines(document: CaseDocument, words: dict[str, Any]) -> dict[str, str]:
     body = words["agency_body"].get(document.issuer_agency, document.issuer_agency.upper())
     commune = communes().get(document.issuer_commune_code or "")
     parent = words["agency_parent"].get(document.issuer_agency, "")
@@ -278,8 +277,9 @@ def _case_view(case: Case) -> dict[str, Any]:
 
 
 def context(document: CaseDocument, audience: str, case: Case, history: Sequence[CaseHistory],
-            documents: Sequence[CaseDocument]) -> dict[str, Any]:
+            documents: Sequence[CaseDocument], override: str | None = None) -> dict[str, Any]:
     """What a paper's template reads. Only the intake report gets the reporter."""
+    words = render.labels(override)
     entry = next((h for h in history if h.version == document.step_version and document.paper != INTAKE), None)
     data: dict[str, Any] = (entry.data if entry else None) or {}
     issued = document.issued_on
@@ -287,10 +287,11 @@ def context(document: CaseDocument, audience: str, case: Case, history: Sequence
                if d.step_version <= document.step_version}
     values: dict[str, Any] = {
         "blank": False, "audience": audience,
-        "doc": {"paper": document.paper, "reference": document.reference, "place": _place(document.issuer_commune_code),
+        "doc": {"paper": document.paper, "reference": document.reference,
+                "place": _place(document.issuer_commune_code, words),
                 "day": f"{issued.day:02d}", "month": f"{issued.month:02d}", "year": issued.year,
-                "issued_on": issued, "title": paper_title(document.paper)},
-        "issuer": _issuer_lines(document), "signer": {"name": document.signer_name or render.Blanks()},
+                "issued_on": issued, "title": paper_title(document.paper, override)},
+        "issuer": _issuer_lines(document, words), "signer": {"name": document.signer_name or render.Blanks()},
         "case": _case_view(case), "form": data.get("needs_meeting") or {} if document.paper == MINUTES else data,
         "step": {"at": _local(entry.at) if entry else None, "action": document.action,
                  "taken": _local(datetime.fromisoformat(data["taken_at"])) if data.get("taken_at") else
@@ -336,11 +337,12 @@ class _Fields(dict[str, Any]):
         return _Fields() if value is None else value
 
 
-def blank_context(paper: str, reference: str) -> dict[str, Any]:
+def blank_context(paper: str, reference: str, override: str | None = None) -> dict[str, Any]:
     blank = render.Blanks()
     return {"blank": True, "audience": "",
             "doc": {"paper": paper, "reference": reference, "place": blank,
-                    "day": "……", "month": "……", "year": "……", "issued_on": blank, "title": paper_title(paper)},
+                    "day": "……", "month": "……", "year": "……", "issued_on": blank,
+                    "title": paper_title(paper, override)},
             "issuer": {"parent": "", "body": blank, "unit": "", "unit_name": blank}, "signer": {"name": blank},
             "case": blank,
             "form": blank, "step": blank, "earlier": blank, "reporter": blank, "intake": blank, "tasks": blank,
@@ -380,7 +382,7 @@ async def current_version(session: AsyncSession, case: Case, shown: Shown, histo
     latest = await _latest(session, document, audience)
     if latest is not None and latest.case_version == case.version:
         return latest
-    values = context(document, audience, case, history, documents)
+    values = context(document, audience, case, history, documents, settings.forms_template_dir)
     pdf, docx = await anyio.to_thread.run_sync(render_paper, document.paper, values, document.issued_on,
                                                settings.forms_template_dir)
     if latest is not None and latest.pdf_sha256 == sha256(pdf) and latest.docx_sha256 == sha256(docx):
@@ -467,4 +469,4 @@ def blank_form(paper: str, fmt: str, settings: CasesSettings) -> bytes:
 
 @cache
 def _blank_form(paper: str, reference: str, override: str | None) -> tuple[bytes, bytes]:
-    return render_paper(paper, blank_context(paper, reference), DECREE_56_SIGNED, override)
+    return render_paper(paper, blank_context(paper, reference, override), DECREE_56_SIGNED, override)

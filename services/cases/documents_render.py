@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -314,23 +314,27 @@ class Blanks:
 
 
 @cache
-def labels() -> dict[str, dict[str, str]]:
-    """The Vietnamese words for the codes of the cases service (templates/forms/labels.json)."""
-    loaded: dict[str, dict[str, str]] = json.loads((TEMPLATES / "labels.json").read_text(encoding="utf-8"))
+def labels(override: str | None = None) -> dict[str, Any]:
+    """The Vietnamese words for the codes of the cases service (templates/forms/labels.json); a province's own
+    labels.json, if it has one, replaces the lists it names."""
+    loaded: dict[str, Any] = json.loads((TEMPLATES / "labels.json").read_text(encoding="utf-8"))
+    own = Path(override) / "labels.json" if override else None
+    if own is not None and own.is_file():
+        loaded |= json.loads(own.read_text(encoding="utf-8"))
     return loaded
 
 
-def _label(code: Any, vocabulary: str) -> str:
+def _label(words: Mapping[str, Any], code: Any, vocabulary: str) -> str:
     if isinstance(code, Blanks) or code is None or (isinstance(code, str | dict) and not code):
         return BLANK
-    return labels().get(vocabulary, {}).get(str(code), str(code))
+    return str(words.get(vocabulary, {}).get(str(code), str(code)))
 
 
-def _labels(codes: Any, vocabulary: str, empty: str = "không") -> str:
+def _labels(words: Mapping[str, Any], codes: Any, vocabulary: str, empty: str = "không") -> str:
     if isinstance(codes, Blanks):
         return BLANK
-    words = [_label(code, vocabulary) for code in codes or ()]
-    return "; ".join(words) if words else empty
+    found = [_label(words, code, vocabulary) for code in codes or ()]
+    return "; ".join(found) if found else empty
 
 
 def _value(value: Any, empty: str = BLANK) -> Any:
@@ -371,8 +375,9 @@ def environment(override: str | None = None) -> jinja2.Environment:
         loaders.insert(0, jinja2.FileSystemLoader(override))
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters |= {"label": _label, "labels": _labels, "v": _value, "date_vi": _date_vi, "yes_no": _yes_no,
-                    "money": _money}
+    words = labels(override)
+    env.filters |= {"label": partial(_label, words), "labels": partial(_labels, words), "v": _value,
+                    "date_vi": _date_vi, "yes_no": _yes_no, "money": _money}
     return env
 
 

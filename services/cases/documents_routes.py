@@ -70,7 +70,7 @@ async def list_documents(session: DbSession, subject: DocumentReader, settings: 
     return [
         DocumentRead(
             id=s.document.id, case_id=s.document.case_id, paper=s.document.paper,
-            title=documents.paper_title(s.document.paper), reference=s.document.reference,
+            title=documents.paper_title(s.document.paper, settings.forms_template_dir), reference=s.document.reference,
             issued_on=s.document.issued_on, step_version=s.document.step_version, action=s.document.action,
             extract_for=s.audience or None,
             versions=[DocumentVersionRead(case_version=v.case_version, pdf_sha256=v.pdf_sha256,

@@ -168,9 +168,15 @@ def test_every_code_a_paper_prints_has_its_vietnamese_words(vocabulary_name: str
 def test_a_province_template_replaces_the_shipped_one(tmp_path: Path) -> None:
     (tmp_path / "_chairman.html").write_text(
         '<p align="center"><b>KT. CHỦ TỊCH</b></p><p align="center"><b>PHÓ CHỦ TỊCH</b></p>', encoding="utf-8")
+    (tmp_path / "labels.json").write_text('{"agency": {"police": "Công an phường", "health": "Trạm y tế"}}',
+                                          encoding="utf-8")
     sample = sample_case()
-    pdf, _ = documents.render_paper("05", sample.context("05"), sample.document("05").issued_on, str(tmp_path))
-    assert "KT. CHỦ TỊCH" in pdf_text(pdf) and "TM. ỦY BAN NHÂN DÂN" not in pdf_text(pdf)
+    override = str(tmp_path)
+    values = documents.context(sample.document("05"), "", sample.case, sample.history, sample.documents, override)
+    pdf, _ = documents.render_paper("05", values, sample.document("05").issued_on, override)
+    said = pdf_text(pdf)
+    assert "KT. CHỦ TỊCH" in said and "TM. ỦY BAN NHÂN DÂN" not in said
+    assert "Trạm y tế; Công an phường" in said and "ỦY BAN NHÂN DÂN" in said  # other lists stay as shipped
 
 
 def test_every_paper_has_its_template_and_title() -> None:
@@ -180,3 +186,12 @@ def test_every_paper_has_its_template_and_title() -> None:
     # The workflow's forms name exactly these papers (the intake report is made by the intake itself).
     made = {p for step in documents.workflow.TRANSITIONS for p in documents.step_papers(step.action)}
     assert made | {"01"} == set(documents.PAPERS)
+
+
+@pytest.mark.parametrize("paper", documents.PAPERS)
+def test_every_paper_has_its_picture_in_the_docs(paper: str) -> None:
+    """docs/forms/ shows every paper (python -m scripts.gen_form_pictures), small and not blank."""
+    picture = Path(__file__).parents[2] / "docs" / "forms" / f"mau-{paper}.png"
+    assert picture.is_file() and picture.stat().st_size < 150_000
+    assert ink(picture) > 0.01
+    assert f"mau-{paper}.png" in (picture.parent / "README.md").read_text(encoding="utf-8")
