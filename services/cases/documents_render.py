@@ -39,7 +39,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.platypus import Flowable, HRFlowable, SimpleDocTemplate, Table, TableStyle
+from reportlab.platypus import Flowable, HRFlowable, LongTable, SimpleDocTemplate, Table, TableStyle
 from reportlab.platypus import Paragraph as PdfParagraph
 from reportlab.platypus.doctemplate import LayoutError
 
@@ -434,8 +434,10 @@ def _pdf_blocks(blocks: list[Block], width: float) -> list[Flowable]:
         else:
             commands += [("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
                          ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0)]
-        table = Table(data, colWidths=widths, style=TableStyle(commands), repeatRows=1 if block.grid else 0,
-                      spaceBefore=4, spaceAfter=2)
+        # LongTable: a plan of a hundred tasks splits over pages in linear time (Table re-measures every row).
+        kind = LongTable if block.grid else Table
+        table = kind(data, colWidths=widths, style=TableStyle(commands), repeatRows=1 if block.grid else 0,
+                     spaceBefore=4, spaceAfter=2)
         flowables.append(table)
     return flowables
 
@@ -558,8 +560,9 @@ def render_docx(paper: Paper) -> bytes:
             _docx_cell_borders(table)
         widths = [Mm(width_mm * w / sum(block.widths)) for w in block.widths]
         for r, row in enumerate(block.rows):
+            cells = table.rows[r].cells  # once per row: `table.cell(r, c)` walks the whole grid each time
             for c, cell in enumerate(row):
-                target = table.cell(r, c)
+                target = cells[c]
                 target.width = widths[c]
                 for i, para in enumerate(cell.paras):
                     _docx_para(target.paragraphs[0] if i == 0 else target.add_paragraph(), para)
