@@ -21,8 +21,8 @@ import pytest
 
 from gateway.service import demo_jurisdiction
 from services.cases import workflow
-from services.common.permissions import PERMISSIONS, Action, Role, Scope
-from tests.cases.samples import FORMS, intake
+from services.common.permissions import PERMISSIONS, ROLE_AGENCY, Action, Role, Scope
+from tests.cases.samples import FORMS, PLAN, intake
 from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE, OTHER_COMMUNE, OTHER_PROVINCE, Api
 
 OFFICER, CHAIRMAN = Role.CHILD_PROTECTION_OFFICER, Role.COMMUNE_CHAIRMAN
@@ -66,9 +66,10 @@ def position_id(position: workflow.Position) -> str:
     return "+".join([position.state.value, *sorted(d.value for d in position.running)])
 
 
-def reaches(caller: Caller, action: Action) -> bool:
-    """Whether a case of the demo commune, reported by the demo officer and with no task or referral, is within the
-    caller's reach for `action` (the object matrix tests the other ways in: tasks, referrals, other provinces)."""
+def reaches(caller: Caller, action: Action, position: workflow.Position) -> bool:
+    """Whether a case of the demo commune, reported by the demo officer, is within the caller's reach for `action`.
+    Its only tasks are those of the sample plan (tests/cases/samples.py), once a plan was approved on the way to
+    the position (the object matrix tests the other ways in: referrals, other provinces)."""
     within = (caller.commune == DEMO_COMMUNE if caller.commune
               else caller.province is None or caller.province == DEMO_PROVINCE)
     match PERMISSIONS[caller.role].get(action):
@@ -76,14 +77,15 @@ def reaches(caller: Caller, action: Action) -> bool:
             return within
         case Scope.OWN:
             return caller.role == OFFICER and caller.commune == DEMO_COMMUNE
-        case _:  # INVOLVED: no agency has a task or referral in these cases
-            return False
+        case _:  # INVOLVED: a task of the approved plan for the caller's agency
+            return within and "approve_plan" in POSITIONS[position] and ROLE_AGENCY[caller.role].value in {
+                task["agency"] for task in PLAN["tasks"]}
 
 
 def expected(caller: Caller, step: workflow.Step, position: workflow.Position) -> int:
     if Action.CASE_READ not in PERMISSIONS[caller.role] or step.permission not in PERMISSIONS[caller.role]:
         return 403
-    if not reaches(caller, step.permission):
+    if not reaches(caller, step.permission, position):
         return 404
     return 200 if step in workflow.allowed_steps(position) else 409
 
