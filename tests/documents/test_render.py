@@ -195,3 +195,15 @@ def test_every_paper_has_its_picture_in_the_docs(paper: str) -> None:
     assert picture.is_file() and picture.stat().st_size < 150_000
     assert ink(picture) > 0.01
     assert f"mau-{paper}.png" in (picture.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_numbering_settings_name_some_papers_and_keep_the_others() -> None:
+    settings = CasesSettings(document_series={"05": "VB", "07": "VB"},
+                             document_symbols={"05": "{number}/{year}/QĐ-UBND"})
+    assert settings.document_series["05"] == settings.document_series["07"] == "VB"
+    assert settings.document_series["04"] == "KH"
+    assert documents.symbol(settings, "05", "peoples_committee", 7, 2026) == "7/2026/QĐ-UBND"
+    assert documents.symbol(settings, "01", "hotline", 3, 2026) == "03/BC-TĐ111"
+    for wrong in ({"05": "{nr}/QĐ"}, {"08": "{number}/QĐ"}):
+        with pytest.raises(ValueError, match=r"papers|may appear"):
+            CasesSettings(document_symbols=wrong)
