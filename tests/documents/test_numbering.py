@@ -2,8 +2,11 @@
 transactions race and some roll back (Decree 30/2020/NĐ-CP Art. 15)."""
 
 import asyncio
+import uuid
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from services.cases.documents import next_number
 from services.cases.models import DocumentSequence
@@ -37,3 +40,27 @@ async def test_each_body_year_and_series_counts_on_its_own(cases_database: Datab
             ("00070", 2027, "QĐ"), ("hotline", 2026, "BC"), ("00070", 2026, "QĐ"))]
         await session.commit()
     assert taken == [1, 2, 1, 1, 1, 1, 3]
+
+
+async def test_a_kept_rendition_cannot_be_changed(cases_database: Database) -> None:
+    async with cases_database.sessionmaker() as session:
+        case_id = uuid.uuid4()
+        await session.execute(text(
+            "INSERT INTO case_record (id, state, version, province_code, commune_code, incident_commune_code, "
+            "received_at, updated_at, intake_agency, created_by, reporter_anonymous, child_sex, child_age_group, "
+            "abuse_forms, perpetrator_relationship, description, danger_indicators, plan_cycle) VALUES (:id, "
+            "'received', 1, '01', '00070', '00070', now(), now(), 'hotline', 'h', true, 'female', '6-10', "
+            "'{violence}', 'unknown', 'x', '{}', 0)"), {"id": case_id})
+        document_id = uuid.uuid4()
+        await session.execute(text(
+            "INSERT INTO case_document (id, case_id, paper, step_version, action, issuer, issuer_agency, year, series, "
+            "number, reference, issued_on, signer_name, registered_at) VALUES (:id, :case, '01', 1, 'receive', "
+            "'hotline', 'hotline', 2026, 'BC', 1, '01/BC-TĐ111', '2026-03-02', '', now())"),
+            {"id": document_id, "case": case_id})
+        await session.execute(text(
+            "INSERT INTO case_document_version (id, document_id, audience, case_version, pdf, pdf_sha256, docx, "
+            "docx_sha256, created_at) VALUES (:id, :document, '', 1, 'a', 'x', 'b', 'y', now())"),
+            {"id": uuid.uuid4(), "document": document_id})
+        await session.commit()
+        with pytest.raises(DBAPIError, match="cannot be changed"):
+            await session.execute(text("UPDATE case_document_version SET pdf = 'forged'"))

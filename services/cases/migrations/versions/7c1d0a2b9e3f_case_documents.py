@@ -62,10 +62,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_case_document_version')),
     sa.UniqueConstraint('document_id', 'audience', 'case_version', name='uq_case_document_version')
     )
+    # A kept rendition is what was sent or archived: its bytes and digests never change.
+    op.execute("""
+        CREATE FUNCTION case_document_version_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'a kept rendition of a paper cannot be changed' USING ERRCODE = 'restrict_violation';
+        END $$
+    """)
+    op.execute("""
+        CREATE TRIGGER case_document_version_immutable BEFORE UPDATE ON case_document_version
+            FOR EACH ROW EXECUTE FUNCTION case_document_version_immutable()
+    """)
 
 
 def downgrade() -> None:
     op.drop_table('case_document_version')
+    op.execute("DROP FUNCTION case_document_version_immutable()")
     op.drop_index(op.f('ix_case_document_case_id'), table_name='case_document')
     op.drop_table('case_document')
     op.drop_table('document_sequence')
