@@ -156,7 +156,7 @@ def test_markup_outside_the_subset_is_refused(markup: str) -> None:
     ("measure", vocabulary.Measure), ("rating", vocabulary.RiskRating), ("sex", vocabulary.ChildSex),
     ("closure", vocabulary.ClosureReason), ("agency", vocabulary.TaskAgency),
     ("category", vocabulary.CaseCategory), ("channel", vocabulary.Channel), ("risk_form", vocabulary.RiskForm),
-    ("special_group", vocabulary.SpecialGroup), ("parent_views", vocabulary.ParentViews),
+    ("special_group", vocabulary.SpecialGroupLetter), ("parent_views", vocabulary.ParentViews),
     ("separation_ground", vocabulary.SeparationGround), ("review_item", vocabulary.ReviewItem),
     ("recipient_kind", vocabulary.RecipientKind),
 ])
