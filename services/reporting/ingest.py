@@ -50,6 +50,7 @@ CHILD_SNAPSHOT_EVENTS = {"child.registered", "child.changed"}
 # Anything a snapshot carries must fit the columns, or one bad event would fail its batch forever.
 MAX_REVISION = 2**31 - 1
 CASE_SNAPSHOT_EVENTS = {"case.received", "case.changed", "case.deadline_missed"}
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 ANALYZE_EVERY = 100_000  # events applied between two refreshes of the planner's statistics
 
 
@@ -183,17 +184,20 @@ class Ingestor:
         self._offset = lru_cache(maxsize=4096)(self._offset_at)
         self._since_analyze = 0
 
-    def _offset_at(self, quarter_hour: datetime) -> timedelta:
-        offset = quarter_hour.astimezone(self.zone).utcoffset()
-        assert offset is not None
-        return offset
+    def _offset_at(self, day: int) -> int | None:
+        """The zone's offset in seconds throughout a UTC day (days since 1970), or None when it changes that day."""
+        start, end = (datetime.fromtimestamp(moment, UTC).astimezone(self.zone).utcoffset()
+                      for moment in (day * 86400, day * 86400 + 86399))
+        return int(start.total_seconds()) if start == end and start is not None else None
 
     def local_day(self, moment: datetime) -> date:
-        # A zone's offset only changes on a quarter hour: looking it up once per quarter hour keeps catching up
-        # cheap (a time-zone conversion per event costs more than the rest of its arithmetic).
-        utc = moment.astimezone(UTC)
-        slot = utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
-        return (utc + self._offset(slot)).date()
+        # The offset is looked up once per day and days are counted from the POSIX timestamp: a time-zone conversion
+        # per timestamp cost a tenth of catching up. Only the days a zone's offset changes are converted one by one.
+        seconds = moment.timestamp()
+        offset = self._offset(int(seconds // 86400))
+        if offset is None:
+            return moment.astimezone(self.zone).date()
+        return date.fromordinal(EPOCH_ORDINAL + int((seconds + offset) // 86400))
 
     async def apply_registry_events(self, session: AsyncSession, events: list[Event]) -> None:
         await _relax_durability(session)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Subject
 from services.common.clock import utcnow
+from services.common.db import Database
 from services.common.errors import BadRequest, NotFound
 from services.common.locations import communes, provinces
 from services.reporting.figures import Counts, add_counts, commune_counts, province_counts
@@ -195,36 +196,92 @@ async def _commune_versions(session: AsyncSession, province: str | None) -> dict
     return {code: version for code, version in (await session.execute(query)).all()}
 
 
-async def _province_counts(session: AsyncSession, period: Period) -> dict[str, Counts]:
-    """Every province's total for the period: stored totals where still current; otherwise all the outdated
-    provinces are counted together, grouped by province, in one pass over the facts."""
+async def province_totals(session: AsyncSession, periods: list[Period]) -> dict[str, dict[str, Counts]]:
+    """Every province's totals for each of `periods` (period id -> province -> counts): stored totals where still
+    current; the outdated ones of all the periods are counted together, grouped by province, in one pass over the
+    children (and stored)."""
     versions_table, stored_table = DataVersion.__table__, ProvinceFigures.__table__
     versions = {code: version for code, version in (await session.execute(
         select(versions_table.c.location_code, versions_table.c.version)
         .where(versions_table.c.location_code.in_(sorted(provinces())))
     )).all()}
-    stored = {
-        row.province_code: (row.version, row.figures)
+    stored: dict[tuple[str, str], tuple[int, Counts]] = {
+        (row.period_id, row.province_code): (row.version, row.figures)
         for row in await session.execute(
-            select(stored_table.c.province_code, stored_table.c.version, stored_table.c.figures)
-            .where(stored_table.c.period_id == period.id, stored_table.c.province_code.in_(list(versions)))
+            select(stored_table.c.period_id, stored_table.c.province_code, stored_table.c.version,
+                   stored_table.c.figures)
+            .where(stored_table.c.period_id.in_([p.id for p in periods]),
+                   stored_table.c.province_code.in_(list(versions)))
         )
     }
-    result = {p: stored[p][1] for p, v in versions.items() if stored.get(p, (None,))[0] == v}
-    outdated = [p for p in versions if p not in result]
-    if not outdated:
+    result = {p.id: {code: stored[p.id, code][1] for code, version in versions.items()
+                     if stored.get((p.id, code), (None,))[0] == version} for p in periods}
+    outdated_periods = [p for p in periods if len(result[p.id]) < len(versions)]
+    if not outdated_periods:
         return result
-    counted = await province_counts(session, outdated, period)
-    statement = insert(stored_table)
+    # One pass over the children counts every outdated province of every outdated period: counting a province that
+    # was still current in one of them costs nothing more, and its fresh count is as good.
+    outdated = sorted({code for p in outdated_periods for code in versions if code not in result[p.id]})
+    counted = await province_counts(session, outdated, outdated_periods)
     rows = []
-    for province in outdated:
-        result[province] = counted[province]
-        rows.append({"period_id": period.id, "province_code": province, "version": versions[province],
-                     "figures": result[province]})
+    for period in outdated_periods:
+        for province in outdated:
+            result[period.id][province] = counted[period.id][province]
+            rows.append({"period_id": period.id, "province_code": province, "version": versions[province],
+                         "figures": counted[period.id][province]})
+    statement = insert(stored_table)
     await session.execute(statement.on_conflict_do_update(
         index_elements=["period_id", "province_code"],
         set_={"version": statement.excluded.version, "figures": statement.excluded.figures}), rows)
     return result
+
+
+async def place_totals(session: AsyncSession, periods: list[Period], where: Place) -> dict[str, Counts]:
+    """The totals of a place for each of `periods` (period id -> counts), from stored counts: the provinces' for the
+    nation, the communes' otherwise (recounting only the communes whose data changed since they were stored)."""
+    if where.level == "national":
+        by_period = await province_totals(session, periods)
+        return {p.id: add_counts(list(by_period[p.id].values())) for p in periods}
+    versions = await _commune_versions(session, where.province)
+    if where.level == "commune":
+        versions = {code: version for code, version in versions.items() if code == where.code}
+    totals = {}
+    for period in periods:
+        current = await _current_counts(session, period, versions)
+        totals[period.id] = add_counts([counts for _, counts in current.values()])
+    return totals
+
+
+async def keep_national_ready(database: Database, periods: list[Period], chunk: int = 8) -> int:
+    """Counts the provinces' totals of `periods` wherever they are outdated, a few periods per transaction, so the
+    first national request for any of them reads stored totals instead of counting a million children. Returns how
+    many periods needed counting."""
+    counted = 0
+    for start in range(0, len(periods), chunk):
+        part = periods[start:start + chunk]
+        async with database.sessionmaker() as session, session.begin():
+            stale = await outdated_periods(session, part)
+            if stale:
+                await province_totals(session, stale)
+                counted += len(stale)
+    return counted
+
+
+async def outdated_periods(session: AsyncSession, periods: list[Period]) -> list[Period]:
+    found = await session.execute(OUTDATED_PERIODS, {"periods": [p.id for p in periods],
+                                                     "provinces": sorted(provinces())})
+    outdated = set(found.scalars())
+    return [p for p in periods if p.id in outdated]
+
+
+# The periods that lack a province's totals at its current data version.
+OUTDATED_PERIODS = text("""
+SELECT p.period_id FROM unnest(CAST(:periods AS varchar[])) AS p(period_id)
+WHERE EXISTS (
+    SELECT 1 FROM data_version v LEFT JOIN province_figures f
+        ON f.period_id = p.period_id AND f.province_code = v.location_code AND f.version = v.version
+    WHERE v.location_code IN (SELECT unnest(CAST(:provinces AS varchar[]))) AND f.period_id IS NULL)
+""")
 
 
 @dataclass(frozen=True)
@@ -341,7 +398,7 @@ async def place_figures(session: AsyncSession, period: Period, where: Place, ver
             localities = [(code, view.counts[period.id][code], view.hidden[period.id][code])
                           for code in sorted(view.counts[period.id])]
         return PlaceFigures(view.total(period.id), view.layout, {}, localities)
-    by_province = await _province_counts(session, period)
+    by_province = (await province_totals(session, [period]))[period.id]
     everyone = {code: by_province.get(code, {}) for code in sorted(provinces())}
     total = add_counts(list(everyone.values()))
     return PlaceFigures(total, Layout.of([total]), {}, [(code, part, {}) for code, part in everyone.items()])
