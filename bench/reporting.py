@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 from scripts.stack import ROOT, choose_postgres, create_databases, drop_databases, free_port, migrate
 from services.common import tokens
-from services.common.db import Database
+from services.common.db import Database, DatabaseTimeouts
 from services.common.http import new_http_client
 from services.common.locations import communes, provinces
 from services.reporting.app import MIGRATIONS
@@ -345,7 +345,8 @@ def main() -> None:
              "--port", str(service_port), "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
             cwd=ROOT, env=env, stdout=(log_dir / "reporting.log").open("wb"), stderr=subprocess.STDOUT)
         wait_for(f"{service_url}/healthz")
-        database = Database(url, pool_size=2)
+        # The raw copy reads and writes a million rows per statement: longer than a request's statement timeout.
+        database = Database(url, pool_size=2, timeouts=DatabaseTimeouts(statement=1800, idle_in_transaction=1800))
 
         async def run() -> dict[str, object]:
             try:

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -100,14 +99,9 @@ class ChildMerged(BaseModel):
     revision: int = Field(ge=0, le=MAX_REVISION)
 
 
-def _plausible(moment: datetime) -> datetime:
-    # Far-off years would overflow when converted to local days.
-    if not 1900 <= moment.year <= 2100:
-        raise ValueError("timestamp out of range")
-    return moment
-
-
-Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+# Far-off instants would overflow when converted to local days. Checked by pydantic-core itself: a Python validator
+# per timestamp cost a quarter of validating a case snapshot.
+Moment = Annotated[AwareDatetime, Field(ge=datetime(1900, 1, 1, tzinfo=UTC), lt=datetime(2101, 1, 1, tzinfo=UTC))]
 
 
 class DeadlineState(BaseModel):

@@ -252,7 +252,10 @@ async def place_totals(session: AsyncSession, periods: list[Period], where: Plac
     return totals
 
 
-async def keep_national_ready(database: Database, periods: list[Period], chunk: int = 8) -> int:
+BACKGROUND_STATEMENT_TIMEOUT_MS = 600_000
+
+
+async def keep_national_ready(database: Database, periods: list[Period], chunk: int = 4) -> int:
     """Counts the provinces' totals of `periods` wherever they are outdated, a few periods per transaction, so the
     first national request for any of them reads stored totals instead of counting a million children. Returns how
     many periods needed counting."""
@@ -260,6 +263,9 @@ async def keep_national_ready(database: Database, periods: list[Period], chunk: 
     for start in range(0, len(periods), chunk):
         part = periods[start:start + chunk]
         async with database.sessionmaker() as session, session.begin():
+            # Background work over every child row, a few periods at once: it may take longer than a request's
+            # statement timeout on a loaded machine.
+            await session.execute(text(f"SET LOCAL statement_timeout = {BACKGROUND_STATEMENT_TIMEOUT_MS}"))
             stale = await outdated_periods(session, part)
             if stale:
                 await province_totals(session, stale)
@@ -323,9 +329,14 @@ class ProvinceViews:
         official = [code for code, c in communes().items() if c.province_code == province]
         counts = {p.id: {code: versioned[p.id][code][1] if code in versioned[p.id] else {} for code in official}
                   for p in family}
-        layout = Layout.of(part for by_commune in counts.values() for part in by_commune.values())
-        hidden = (suppress_family(counts, family, layout, settings.suppression_threshold) if published
-                  else {p.id: {code: {} for code in official} for p in family})
+        if previous is not None and previous.counts == counts:
+            # The province changed, but not in these periods (a case of another year, a child's record that moves
+            # no figure of them): suppression depends on nothing else, so what it hid still holds.
+            layout, hidden = previous.layout, previous.hidden
+        else:
+            layout = Layout.of(part for by_commune in counts.values() for part in by_commune.values())
+            hidden = (suppress_family(counts, family, layout, settings.suppression_threshold) if published
+                      else {p.id: {code: {} for code in official} for p in family})
         view = ProvinceView(version, versioned, counts, hidden, layout)
         self.entries[entry_key] = view
         self.entries.move_to_end(entry_key)
