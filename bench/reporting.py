@@ -81,6 +81,24 @@ async def catch_up(database: Database, children: int, cases: int, started: float
         await asyncio.sleep(5 if elapsed > 10 else 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_cpu(database: Database) -> float:
+    """CPU time used so far by the PostgreSQL backends serving the service (its pooled connections)."""
+    async with database.sessionmaker() as session:
+        pids = (await session.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))).scalars().all()
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 async def national_ready(database: Database) -> float:
     """Seconds until the service has counted the national figures of every recent period (after catching up)."""
     started = time.perf_counter()
@@ -133,6 +151,9 @@ async def measure(args: argparse.Namespace, database: Database, service: str, fe
     catch_up_seconds = await catch_up(database, args.children, args.cases, started)
     events = args.children + args.cases
     results["catch_up"] = (catch_up_seconds, events)
+    results["catch_up_cpu"] = {"service": cpu_seconds(args.service_pid), "producer": cpu_seconds(args.feed_pid),
+                               "postgres": await backend_cpu(database)}
+    results["load_caught_up"] = os.getloadavg()[0]
     async with database.sessionmaker() as session:
         results["rows"] = (await session.scalar(text("SELECT count(*) FROM child_fact")),
                            await session.scalar(text("SELECT count(*) FROM case_fact")))
@@ -260,6 +281,9 @@ def write_results(args: argparse.Namespace, results: dict, postgres: str) -> str
         f"{seconds:.0f} s ({events / seconds:,.0f} events/s) | COPY of the same {sum(results['rows']):,} fact rows "
         f"and their spells, deadlines and separations, 1,000 rows a transaction: {raw:.1f} s "
         f"({events / raw:,.0f} rows/s); catch-up / raw = {seconds / raw:.1f}x | < 300 s |",
+        f"| CPU used while catching up (load average {results['load_caught_up']:.1f} when it ended) | service "
+        f"{results['catch_up_cpu']['service']:.0f} s, its PostgreSQL backends {results['catch_up_cpu']['postgres']:.0f}"
+        f" s, synthetic producer {results['catch_up_cpu']['producer']:.0f} s | | |",
         f"| national figures of the {results['ready_periods']} periods of the last {READY_YEARS} years counted ahead, "
         f"after catching up | ready {results['national_ready']:.0f} s after the raw COPY above ended | | |",
         f"| province {args.province} ({results['communes']} communes, {results['followed']:,} children followed), "
@@ -345,6 +369,7 @@ def main() -> None:
              "--port", str(service_port), "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
             cwd=ROOT, env=env, stdout=(log_dir / "reporting.log").open("wb"), stderr=subprocess.STDOUT)
         wait_for(f"{service_url}/healthz")
+        args.service_pid, args.feed_pid = service.pid, feed.pid
         # The raw copy reads and writes a million rows per statement: longer than a request's statement timeout.
         database = Database(url, pool_size=2, timeouts=DatabaseTimeouts(statement=1800, idle_in_transaction=1800))
 

@@ -85,6 +85,7 @@ GROUP BY period_id, commune_code, sex, age_group"""  # noqa: S608
 
 
 COMMUNE_STOCKS = _stock_statements(by_province=False, many=False)
+COMMUNE_STOCKS_OF_PERIODS = _stock_statements(by_province=False, many=True)
 PROVINCE_STOCKS = _stock_statements(by_province=True, many=True)
 
 _RECEIVED = "c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND c.received_on BETWEEN :start AND :end"
@@ -256,6 +257,24 @@ async def commune_counts(session: AsyncSession, communes: list[str], period: Per
     await _cases(session, params, result)
     for counts in result.values():
         _derived_ratios(counts)
+    return result
+
+
+async def commune_counts_of_periods(session: AsyncSession, communes: list[str],
+                                    periods: list[Period]) -> dict[str, dict[str, Counts]]:
+    """All counts of `communes` for each of `periods` (period id -> commune -> counts), the children of every period
+    counted in one pass over the communes' child rows."""
+    result: dict[str, dict[str, Counts]] = {p.id: {code: {} for code in communes} for p in periods}
+    if not communes or not periods:
+        return result
+    await _children(session, {"communes": communes, "period_ids": [p.id for p in periods],
+                              "as_ofs": [p.end for p in periods],
+                              "as_of_indexes": [month_index(p.end) for p in periods]}, result,
+                    COMMUNE_STOCKS_OF_PERIODS)
+    for period in periods:
+        await _cases(session, {"communes": communes, **_params(period)}, result[period.id])
+        for counts in result[period.id].values():
+            _derived_ratios(counts)
     return result
 
 

@@ -23,7 +23,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import BadRequest, NotFound
 from services.common.locations import communes, provinces
-from services.reporting.figures import Counts, add_counts, commune_counts, province_counts
+from services.reporting.figures import Counts, add_counts, commune_counts_of_periods, province_counts
 from services.reporting.indicators import BY_CODE, INDICATORS, LOCALITY, Indicator
 from services.reporting.ingest import NATION
 from services.reporting.models import CommuneFigures, DataVersion, ProvinceFigures
@@ -143,48 +143,56 @@ async def data_version(session: AsyncSession, where: Place) -> Version:
 Versioned = dict[str, tuple[int, Counts]]  # commune -> (data version, counts at that version)
 
 
-async def _store_commune_counts(session: AsyncSession, period: Period, counted: dict[str, Counts],
+async def _store_commune_counts(session: AsyncSession, counted: dict[str, dict[str, Counts]],
                                 versions: dict[str, int]) -> None:
-    if not counted:
+    """Stores fresh counts (period id -> commune -> counts), each with the version of the data it was counted from."""
+    rows = [{"period_id": period_id, "commune_code": code, "province_code": communes()[code].province_code,
+             "version": versions[code], "figures": by_commune[code]}
+            for period_id, by_commune in sorted(counted.items()) for code in sorted(by_commune)]
+    if not rows:
         return
-    table = CommuneFigures.__table__
-    statement = insert(table)
+    statement = insert(CommuneFigures.__table__)
     await session.execute(
         statement.on_conflict_do_update(index_elements=["period_id", "commune_code"],
                                         set_={"version": statement.excluded.version,
-                                              "figures": statement.excluded.figures}),
-        [{"period_id": period.id, "commune_code": code, "province_code": communes()[code].province_code,
-          "version": versions[code], "figures": counted[code]} for code in sorted(counted)],
-    )
+                                              "figures": statement.excluded.figures}), rows)
 
 
-async def _current_counts(session: AsyncSession, period: Period, versions: dict[str, int],
-                          known: Versioned | None = None) -> Versioned:
-    """Current counts of the communes in `versions` (commune -> its data version). Counts already `known` at the
-    current version are reused; the others are read from `commune_figures`, or recounted and stored there."""
+async def _current_counts(session: AsyncSession, periods: list[Period], versions: dict[str, int],
+                          known: dict[str, Versioned] | None = None) -> dict[str, Versioned]:
+    """Current counts (period id -> commune -> (version, counts)) of the communes in `versions` (commune -> its data
+    version) for each of `periods`. Counts already `known` at the current version are reused; the others are read
+    from `commune_figures`, or recounted (every period's children in one pass) and stored there."""
     known = known or {}
-    needed = [code for code, version in versions.items() if known.get(code, (None,))[0] != version]
-    stored: Versioned = {}
-    if needed:
+    needed = {p.id: {code for code, version in versions.items()
+                     if known.get(p.id, {}).get(code, (None,))[0] != version} for p in periods}
+    stored: dict[str, Versioned] = {p.id: {} for p in periods}
+    wanted = sorted(set().union(*needed.values()))
+    if wanted:
         table = CommuneFigures.__table__
-        stored = {
-            row.commune_code: (row.version, row.figures)
-            for row in await session.execute(
-                select(table.c.commune_code, table.c.version, table.c.figures)
-                .where(table.c.period_id == period.id, table.c.commune_code.in_(needed))
-            )
-        }
-    stale = sorted(code for code in needed if stored.get(code, (None,))[0] != versions[code])
-    fresh = await commune_counts(session, stale, period)
-    await _store_commune_counts(session, period, fresh, versions)
-    result: Versioned = {}
-    for code, version in versions.items():
-        if code in fresh:
-            result[code] = (version, fresh[code])
-        elif code in stored:
-            result[code] = (version, stored[code][1])
-        else:
-            result[code] = (version, known[code][1])
+        for row in await session.execute(
+            select(table.c.period_id, table.c.commune_code, table.c.version, table.c.figures)
+            .where(table.c.period_id.in_([p.id for p in periods]), table.c.commune_code.in_(wanted))
+        ):
+            if row.commune_code in needed[row.period_id]:
+                stored[row.period_id][row.commune_code] = (row.version, row.figures)
+    stale = {p.id: sorted(code for code in needed[p.id] if stored[p.id].get(code, (None,))[0] != versions[code])
+             for p in periods}
+    stale_periods = [p for p in periods if stale[p.id]]
+    fresh = await commune_counts_of_periods(session, sorted(set().union(*stale.values())), stale_periods)
+    fresh = {period_id: {code: fresh[period_id][code] for code in stale[period_id]} for period_id in fresh}
+    await _store_commune_counts(session, fresh, versions)
+    result: dict[str, Versioned] = {}
+    for period in periods:
+        current: Versioned = {}
+        for code, version in versions.items():
+            if code in fresh.get(period.id, {}):
+                current[code] = (version, fresh[period.id][code])
+            elif code in stored[period.id]:
+                current[code] = (version, stored[period.id][code][1])
+            else:
+                current[code] = (version, known[period.id][code][1])
+        result[period.id] = current
     return result
 
 
@@ -245,11 +253,8 @@ async def place_totals(session: AsyncSession, periods: list[Period], where: Plac
     versions = await _commune_versions(session, where.province)
     if where.level == "commune":
         versions = {code: version for code, version in versions.items() if code == where.code}
-    totals = {}
-    for period in periods:
-        current = await _current_counts(session, period, versions)
-        totals[period.id] = add_counts([counts for _, counts in current.values()])
-    return totals
+    current = await _current_counts(session, periods, versions)
+    return {p.id: add_counts([counts for _, counts in current[p.id].values()]) for p in periods}
 
 
 BACKGROUND_STATEMENT_TIMEOUT_MS = 600_000
@@ -323,9 +328,7 @@ class ProvinceViews:
             self.entries.move_to_end(entry_key)
             return previous
         versions = await _commune_versions(session, province)
-        versioned = {p.id: await _current_counts(session, p, versions,
-                                                 previous.versioned.get(p.id) if previous else None)
-                     for p in family}
+        versioned = await _current_counts(session, family, versions, previous.versioned if previous else None)
         official = [code for code, c in communes().items() if c.province_code == province]
         counts = {p.id: {code: versioned[p.id][code][1] if code in versioned[p.id] else {} for code in official}
                   for p in family}
