@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.clock import utcnow
 from services.common.consumer import FeedConsumer
+from services.common.db import Database
 from services.common.errors import ServiceUnavailable
 from services.common.logging import get_logger
 from services.common.permissions import Action
@@ -25,6 +27,7 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.vocabulary import VOCABULARIES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BACKGROUND_STATEMENT_SECONDS = 600.0
 logger = get_logger("reporting.app")
 
 
@@ -56,6 +59,17 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     async def keep_national_figures_ready(app: FastAPI, consumers: list[FeedConsumer], stop: asyncio.Event) -> None:
         if not settings.national_ready_years:
             return
+        # Counting a million children for several periods is background work: its own connection, whose statements
+        # may run longer than a request's.
+        background = Database(settings.database_url, pool_size=1, timeouts=replace(
+            settings.database_timeouts, statement=BACKGROUND_STATEMENT_SECONDS,
+            idle_in_transaction=BACKGROUND_STATEMENT_SECONDS))
+        try:
+            await _keep_ready(consumers, stop, background)
+        finally:
+            await background.dispose()
+
+    async def _keep_ready(consumers: list[FeedConsumer], stop: asyncio.Event, background: Database) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.national_ready_pause_seconds)
@@ -64,7 +78,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             periods = recent_periods(utcnow().astimezone(ZoneInfo(settings.timezone)).date(),
                                      settings.national_ready_years)
             try:
-                await keep_national_ready(app.state.db, periods)
+                await keep_national_ready(background, periods)
             except (OSError, DBAPIError, ServiceUnavailable) as exc:
                 logger.warning("national figures not counted ahead", extra={"error_type": type(exc).__name__})
             except Exception:

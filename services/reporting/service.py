@@ -204,6 +204,9 @@ async def _commune_versions(session: AsyncSession, province: str | None) -> dict
     return {code: version for code, version in (await session.execute(query)).all()}
 
 
+NATIONAL_WORK_MEM = "256MB"
+
+
 async def province_totals(session: AsyncSession, periods: list[Period]) -> dict[str, dict[str, Counts]]:
     """Every province's totals for each of `periods` (period id -> province -> counts): stored totals where still
     current; the outdated ones of all the periods are counted together, grouped by province, in one pass over the
@@ -224,15 +227,18 @@ async def province_totals(session: AsyncSession, periods: list[Period]) -> dict[
     }
     result = {p.id: {code: stored[p.id, code][1] for code, version in versions.items()
                      if stored.get((p.id, code), (None,))[0] == version} for p in periods}
-    outdated_periods = [p for p in periods if len(result[p.id]) < len(versions)]
-    if not outdated_periods:
+    stale_periods = [p for p in periods if len(result[p.id]) < len(versions)]
+    if not stale_periods:
         return result
     # One pass over the children counts every outdated province of every outdated period: counting a province that
     # was still current in one of them costs nothing more, and its fresh count is as good.
-    outdated = sorted({code for p in outdated_periods for code in versions if code not in result[p.id]})
-    counted = await province_counts(session, outdated, outdated_periods)
+    outdated = sorted({code for p in stale_periods for code in versions if code not in result[p.id]})
+    # Grouping a million children joined to each period: with the default 4 MB the aggregate spills to disk and
+    # takes four times as long (46 s against 12.5 s for four periods, measured on a loaded machine).
+    await session.execute(text(f"SET LOCAL work_mem = '{NATIONAL_WORK_MEM}'"))
+    counted = await province_counts(session, outdated, stale_periods)
     rows = []
-    for period in outdated_periods:
+    for period in stale_periods:
         for province in outdated:
             result[period.id][province] = counted[period.id][province]
             rows.append({"period_id": period.id, "province_code": province, "version": versions[province],
@@ -257,20 +263,15 @@ async def place_totals(session: AsyncSession, periods: list[Period], where: Plac
     return {p.id: add_counts([counts for _, counts in current[p.id].values()]) for p in periods}
 
 
-BACKGROUND_STATEMENT_TIMEOUT_MS = 600_000
-
-
 async def keep_national_ready(database: Database, periods: list[Period], chunk: int = 4) -> int:
     """Counts the provinces' totals of `periods` wherever they are outdated, a few periods per transaction, so the
     first national request for any of them reads stored totals instead of counting a million children. Returns how
-    many periods needed counting."""
+    many periods needed counting. `database` is a pool of its own whose statements may take longer than a
+    request's."""
     counted = 0
     for start in range(0, len(periods), chunk):
         part = periods[start:start + chunk]
         async with database.sessionmaker() as session, session.begin():
-            # Background work over every child row, a few periods at once: it may take longer than a request's
-            # statement timeout on a loaded machine.
-            await session.execute(text(f"SET LOCAL statement_timeout = {BACKGROUND_STATEMENT_TIMEOUT_MS}"))
             stale = await outdated_periods(session, part)
             if stale:
                 await province_totals(session, stale)
