@@ -354,7 +354,7 @@ def main() -> None:
                              "--jwk", json.dumps(key.public_jwk())], cwd=ROOT)
     service = None
     try:
-        wait_for(f"{feed_url}/.well-known/jwks.json")
+        wait_for(f"{feed_url}/.well-known/jwks.json", timeout=180)
         env = os.environ | {
             "REPORTING_DATABASE_URL": url, "REPORTING_PORT": str(service_port), "REPORTING_JWT_ISSUER": ISSUER,
             "REPORTING_JWKS_URL": f"{feed_url}/.well-known/jwks.json", "REPORTING_GATEWAY_URL": feed_url,
@@ -368,7 +368,7 @@ def main() -> None:
             [sys.executable, "-m", "uvicorn", "services.reporting.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(service_port), "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
             cwd=ROOT, env=env, stdout=(log_dir / "reporting.log").open("wb"), stderr=subprocess.STDOUT)
-        wait_for(f"{service_url}/healthz")
+        wait_for(f"{service_url}/healthz", timeout=180)
         args.service_pid, args.feed_pid = service.pid, feed.pid
         # The raw copy reads and writes a million rows per statement: longer than a request's statement timeout.
         database = Database(url, pool_size=2, timeouts=DatabaseTimeouts(statement=1800, idle_in_transaction=1800))
