@@ -260,8 +260,8 @@ def write_results(args: argparse.Namespace, results: dict, postgres: str) -> str
         "# Reporting benchmark",
         "",
         f"Command: `.venv/bin/python -m bench.reporting --children {args.children} --cases {args.cases} "
-        f"--province {args.province} --requests {args.requests} --changes {args.changes} --batch {args.batch} "
-        f"--idle {args.idle}`",
+        f"--province {args.province} --requests {args.requests} --changes {args.changes} "
+        f"--direct-runs {args.direct_runs} --pdfs {args.pdfs} --batch {args.batch} --idle {args.idle}`",
         "",
         f"Machine: {machine()}; {postgres}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         "The synthetic producer, the reporting service (one uvicorn process) and PostgreSQL share the machine; "
