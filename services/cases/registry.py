@@ -1,6 +1,7 @@
 """Calls to the registry with this service's own token (OAuth2 client credentials through the gateway).
 
-Only linking a case to a child needs the registry; the intake never does, so a registry outage never loses a report.
+Only linking a case to a child, and naming which of its guardians is the alleged perpetrator, need the registry;
+the intake never does, so a registry outage never loses a report.
 """
 
 import uuid
@@ -27,6 +28,17 @@ class RegistryClient:
         if response.status_code == 404:
             raise NotFound("no such child in the registry")
         return self._child_id(response, expected=200)
+
+    async def guardians(self, child_id: uuid.UUID, case_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The guardians of a linked child (the registry audits the read with its purpose: this case)."""
+        response = await self._call("GET", f"/v1/children/{child_id}", params={"purpose": f"case:{case_id}"})
+        if response.status_code == 404:
+            raise NotFound("the linked child is no longer in the registry")
+        if response.status_code != 200:
+            logger.warning("registry refused", extra={"status": response.status_code})
+            raise ServiceUnavailable("the registry could not answer; try again later", headers={"Retry-After": "30"})
+        guardians = response.json().get("guardians")
+        return [g for g in guardians if isinstance(g, dict)] if isinstance(guardians, list) else []
 
     async def register_child(self, registration: ChildRegistration) -> uuid.UUID:
         response = await self._call("POST", "/v1/children", json=registration.model_dump(mode="json"))

@@ -42,8 +42,6 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     # The periodic deadline check, and how far ahead `me/work` warns of deadlines.
     deadline_check_seconds: float = Field(60.0, gt=0)
     deadline_check_batch: int = Field(500, ge=1)
-    work_horizon_hours: int = Field(48, ge=1)
-    work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
 
     def secret_values(self) -> dict[str, str]:
         return super().secret_values() | self.object_store_required()
