@@ -250,9 +250,11 @@ async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UU
 
 @router.post("/cases/{case_id}/link-child", response_model=CaseRead, responses=PROBLEMS,
              summary="Link the case to a registry child, existing or registered now")
-async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, case_id: uuid.UUID,
-                     body: LinkChild, if_match: IfMatch = None) -> Response:
-    return case_response(await service.link_child(session, subject, case_id, body, if_match, registry))
+async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, request: Request,
+                     case_id: uuid.UUID, body: LinkChild, if_match: IfMatch = None) -> Response:
+    # The registry reads the child with the caller's own token: its reach, not this service's.
+    return case_response(await service.link_child(session, subject, case_id, body, if_match, registry,
+                                                  request.headers.get("authorization", "")))
 
 
 @router.put("/cases/{case_id}/alleged-perpetrator", response_model=CaseRead, responses=PROBLEMS,

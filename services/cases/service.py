@@ -111,15 +111,36 @@ def case_etag(case: Case, tasks: Sequence[CaseTask]) -> str:
     """The ETag of a case as read: its version, then a mark of its tasks (a task changes without a new version of
     the case, and the answer shows the tasks), so a 304 is never given for an answer that changed. A change needs
     only the version part to match (`check_precondition`)."""
-    return f'"{case.version}.{len(tasks)}.{sum(t.version for t in tasks)}"'
+    return _case_tag(case.version, len(tasks), sum(t.version for t in tasks))
 
 
-def check_precondition(if_match: str | None, version: int) -> None:
+def _case_tag(version: int, tasks: int, task_versions: int) -> str:
+    return f'"{version}.{tasks}.{task_versions}"'
+
+
+async def current_case_etag(session: AsyncSession, case: Case) -> str:
+    tasks, versions = (await session.execute(
+        select(func.count(), func.coalesce(func.sum(CaseTask.version), 0)).where(CaseTask.case_id == case.id))).one()
+    return _case_tag(case.version, int(tasks), int(versions))
+
+
+def check_precondition(if_match: str | None, version: int, current: str | None = None) -> None:
+    """Refuse a change made without, or against an old, version. Only the version part of an ETag counts; the 412
+    names `current` (the case's whole ETag, when given)."""
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     wanted = {tag.strip().removeprefix("W/").strip('"').partition(".")[0] for tag in if_match.split(",")}
     if str(version) not in wanted:
-        raise PreconditionFailed("the case changed since you read it; read it again", current_etag=etag(version))
+        raise PreconditionFailed("the case changed since you read it; read it again",
+                                 current_etag=current or etag(version))
+
+
+async def check_case_precondition(session: AsyncSession, if_match: str | None, case: Case) -> None:
+    """`check_precondition` for a case: a 412 names the case's whole current ETag, as a read would answer it."""
+    try:
+        check_precondition(if_match, case.version)
+    except PreconditionFailed:
+        check_precondition(if_match, case.version, await current_case_etag(session, case))
 
 
 def _record(session: AsyncSession, case: Case, subject: Subject, action: str, previous: str | None,
@@ -378,7 +399,7 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     # The row lock makes two officers acting at once queue; the second then fails the version check.
     case = await _reachable(session, subject, case_id, step.permission, lock=True)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     deadlines = await deadlines_of(session, case.id)
     running = {Deadline(d.name): d for d in deadlines if d.running}
     position = workflow.Position(State(case.state), frozenset(running))
@@ -744,17 +765,17 @@ async def check_deadlines(database: Database, settings: CasesSettings, now: date
 
 
 async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: LinkChild,
-                     if_match: str | None, registry: RegistryClient) -> CaseDetail:
+                     if_match: str | None, registry: RegistryClient, authorization: str) -> CaseDetail:
     """Link the case to a registry child (existing, or registered now). The case is untouched if that fails."""
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     if case.state == S.CLOSED.value:
         raise InvalidTransition("a closed case cannot be linked", state=case.state, allowed_actions=[])
     # The registry call happens before the row lock, so a slow registry never holds the case.
     if data.child_id is not None:
-        child_id = await registry.existing_child(data.child_id, case.id)
+        child_id = await registry.existing_child(data.child_id, case.id, authorization)
     else:
         assert data.new_child is not None
         where = data.new_child.commune_code
@@ -764,7 +785,7 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
             raise NotFound("no such commune in your jurisdiction")
         child_id = await registry.register_child(data.new_child)
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD, lock=True)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     now = utcnow()
     case.child_id = child_id
     case.version += 1
@@ -813,7 +834,7 @@ async def name_alleged_perpetrator(session: AsyncSession, subject: Subject, case
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     case = await _reachable(session, subject, case_id, Action.CASE_ASSESS)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     relationship = data.relationship.value if data.relationship is not None else None
     if data.guardian_id is not None:
         if case.child_id is None:
@@ -827,7 +848,7 @@ async def name_alleged_perpetrator(session: AsyncSession, subject: Subject, case
                 type="guardian_id.unknown").model_dump()])
         relationship = str(guardian.get("relationship"))
     case = await _reachable(session, subject, case_id, Action.CASE_ASSESS, lock=True)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     if case.state == S.CLOSED.value:
         raise InvalidTransition("the case is closed", state=case.state, allowed_actions=[])
     now = utcnow()

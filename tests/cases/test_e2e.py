@@ -103,9 +103,10 @@ async def test_hotline_report_to_closure(api: Api, cases: Cases, cases_db: Datab
     assert await service.check_deadlines(cases_db, cases_settings) == 0
     overdue = await api.client.get("/cases/v1/cases", params={"overdue": "true"}, headers=new_chairman)
     assert case_id in [c["id"] for c in overdue.json()["items"]]
-    work = (await api.client.get("/cases/v1/me/work", headers=new_chairman)).json()
-    assert any(d["case_id"] == case_id and d["deadline"] == "review" and d["missed"] for d in work["deadlines"])
-    supervisor = await api.province_user("health_officer", OTHER_PROVINCE)
+    work = (await api.client.get("/cases/v1/me/work", headers=new_chairman, params={"limit": 200})).json()["items"]
+    assert any(w["case_id"] == case_id and w["kind"] == "deadline" and w["name"] == "review" and w["overdue"]
+               for w in work)
+    supervisor = await api.province_user("province_child_affairs", OTHER_PROVINCE)
     supervised = await api.client.get("/cases/v1/cases", params={"overdue": "true"}, headers=supervisor)
     assert case_id in [c["id"] for c in supervised.json()["items"]]
 
@@ -118,7 +119,8 @@ async def test_hotline_report_to_closure(api: Api, cases: Cases, cases_db: Datab
     assert (await cases.act(new_officer, case_id, "transfer")).status_code == 409
 
     # The whole history, one entry per version, in order, across both communes.
-    history = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=new_officer)).json()
+    history = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=new_officer,
+                                    params={"limit": 200})).json()["items"]
     assert [h["version"] for h in history] == list(range(1, closed["version"] + 1))
     actions = [h["action"] for h in history]
     assert actions[:4] == ["receive", "begin_assessment", "assess_emergency", "separate_child"]
