@@ -168,7 +168,8 @@ async def test_consent_is_needed_to_disclose_and_every_disclosure_is_audited(api
         return {"given_by": given_by, "purpose": "media", "scope": "The story without the child's name or face.",
                 "given_at": (now - timedelta(hours=1)).isoformat(), **extra}
 
-    parent = await api.client.post(consents, headers=officer, json=consent("parent", giver_name="Nguyễn Thị Mẹ"))
+    parent = await api.client.post(consents, headers=officer, json=consent("parent", giver_name="Nguyễn Thị Mẹ") | {
+        "given_at": (now - timedelta(hours=2)).isoformat()})
     assert parent.status_code == 201, parent.text
     assert parent.json()["recorded_by"] and parent.json()["withdrawn_at"] is None
     only_parent = await api.client.post(disclosures, headers=officer, json=press | {
