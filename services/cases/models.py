@@ -182,6 +182,9 @@ class CaseTask(CasesTable, table=True):
     __table_args__ = (
         Index("ix_case_task_agency_status_due", "agency", "status", "due_date"),
         Index("ix_case_task_case_agency", "case_id", "agency"),
+        # The work list finds the open tasks assigned to a person without reading the others.
+        Index("ix_case_task_assignee_open", "assignee_id",
+              postgresql_where=text("status IN ('open', 'in_progress') AND assignee_id IS NOT NULL")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

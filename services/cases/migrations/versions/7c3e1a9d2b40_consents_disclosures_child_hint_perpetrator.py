@@ -1,5 +1,5 @@
 """consents and disclosures; the intake's child id is a hint; the alleged perpetrator among the guardians; the
-intake's Idempotency-Key digest
+intake's Idempotency-Key digest; open tasks by assignee
 
 Revision ID: 7c3e1a9d2b40
 Revises: d5e96eedf5e1
@@ -33,6 +33,8 @@ def upgrade() -> None:
         WHERE child_id IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM case_history h WHERE h.case_id = case_record.id AND h.action = 'link_child')
     """)
+    op.create_index('ix_case_task_assignee_open', 'case_task', ['assignee_id'], unique=False,
+                    postgresql_where=sa.text("status IN ('open', 'in_progress') AND assignee_id IS NOT NULL"))
     op.create_table(
         'case_consent',
         sa.Column('id', sa.Uuid(), nullable=False),
@@ -80,6 +82,8 @@ def downgrade() -> None:
     op.drop_table('case_disclosure')
     op.drop_index('ix_case_consent_case', table_name='case_consent')
     op.drop_table('case_consent')
+    op.drop_index('ix_case_task_assignee_open', table_name='case_task',
+                  postgresql_where=sa.text("status IN ('open', 'in_progress') AND assignee_id IS NOT NULL"))
     op.execute("UPDATE case_record SET child_id = child_id_hint WHERE child_id IS NULL AND child_id_hint IS NOT NULL")
     op.drop_column('case_record', 'perpetrator_guardian_relationship')
     op.drop_column('case_record', 'perpetrator_guardian_id')
