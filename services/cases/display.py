@@ -17,6 +17,7 @@ STATES: Vocabulary = from_enum("case_state", State, {
     "plan_returned": ("Kế hoạch bị trả lại", "Plan returned"),
     "implementing": ("Đang thực hiện kế hoạch", "Plan in progress"),
     "reviewing": ("Đang rà soát, đánh giá", "Review"),
+    "awaiting_closure": ("Chờ quyết định kết thúc", "Awaiting the closure decision"),
     "closed": ("Đã kết thúc", "Closed"),
 }, vi="Trạng thái hồ sơ", en="Case state", source="Nghị định 56/2017/NĐ-CP, Điều 25-30")
 

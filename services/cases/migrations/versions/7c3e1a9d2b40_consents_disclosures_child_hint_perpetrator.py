@@ -2,7 +2,7 @@
 intake's Idempotency-Key digest; open tasks by assignee
 
 Revision ID: 7c3e1a9d2b40
-Revises: d5e96eedf5e1
+Revises: 7c3e1a9b5d20
 Create Date: 2026-11-28 08:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '7c3e1a9d2b40'
-down_revision: str | None = 'd5e96eedf5e1'
+down_revision: str | None = '7c3e1a9b5d20'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
