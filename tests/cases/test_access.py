@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.cases import service
+from services.common.permissions import PERMISSIONS, Role
 from tests.cases.conftest import Cases
 from tests.cases.samples import FORMS, intake
 from tests.helpers import OTHER_PROVINCE, Api, letters
@@ -338,3 +340,22 @@ async def test_case_list_rows_carry_what_a_list_screen_shows(api: Api, cases: Ca
     assert row["state_label"] == "Đã tiếp nhận" and row["commune_name"]
     assert (row["child_first_name"], row["child_age_years"]) == ("Lan", 9)
     assert datetime.fromisoformat(row["next_due_at"]) == datetime.fromisoformat(assessment["due_at"])
+
+
+def test_the_decisions_waiting_for_a_role_come_from_the_workflow_table() -> None:
+    chairman = frozenset(a for a in service.DECISION_PERMISSIONS if a in PERMISSIONS[Role.COMMUNE_CHAIRMAN])
+    waiting = {(tuple(s.value for s in w.states), w.requires.value if w.requires else None): w.actions
+               for w in service.waiting_decisions(chairman)}
+    # Written out from Decree 56: the plan (Art. 28(4)), the end of the plan (Art. 30), emergency measures (Art.
+    # 26(3)), and a running separation's extension or end (Art. 32).
+    assert waiting[(("awaiting_approval",), None)] == ("approve_plan", "return_plan")
+    assert waiting[(("awaiting_closure",), None)] == ("close", "refuse_closure")
+    assert waiting[(("emergency_protection",), None)] == ("take_emergency_measures",)
+    separation = next(actions for (_, requires), actions in waiting.items() if requires == "separation")
+    assert separation == ("extend_separation", "end_separation")
+    # An early closure is always possible, so it never waits; the officer and the police take no decision.
+    assert not any("close_early" in actions for actions in waiting.values())
+    officer = frozenset(a for a in service.DECISION_PERMISSIONS if a in PERMISSIONS[Role.CHILD_PROTECTION_OFFICER])
+    assert service.waiting_decisions(officer) == ()
+    police = frozenset(a for a in service.DECISION_PERMISSIONS if a in PERMISSIONS[Role.POLICE_OFFICER])
+    assert service.waiting_decisions(police) == ()
