@@ -137,11 +137,12 @@ async def province_police(client: httpx.AsyncClient, gateway: str) -> dict[str, 
     return await token(client, gateway, username, password)
 
 
-async def timed(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> tuple[float, Any]:
+async def timed(client: httpx.AsyncClient, url: str, headers: dict[str, str], status: int = 200) -> tuple[float, Any]:
     started = time.perf_counter()
     response = await client.get(url, headers=headers)
     elapsed = (time.perf_counter() - started) * 1000
-    response.raise_for_status()
+    if response.status_code != status:
+        raise RuntimeError(f"GET {url}: {response.status_code}")
     return elapsed, response.json()
 
 
@@ -151,13 +152,14 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def time_work(client: httpx.AsyncClient, gateway: str, headers: dict[str, str], requests: int) -> dict[str, Any]:
-    """The first page of the work list, alternated request by request with the baseline: `GET /v1/workflow`
-    through the same gateway with the same token (token check, routing, JSON answer; no database)."""
-    work_url, baseline_url = f"{gateway}/cases/v1/me/work", f"{gateway}/cases/v1/workflow"
+    """The first page of the work list, alternated request by request with the baseline: reading a case that is not
+    there, `GET /v1/cases/{random id}`, through the same gateway with the same token (token check, routing, a
+    session, one primary-key lookup, a 404 problem)."""
+    work_url, baseline_url = f"{gateway}/cases/v1/me/work", f"{gateway}/cases/v1/cases/{uuid.uuid4()}"
     work, baseline, ratios = [], [], []
     kinds: dict[str, int] = {}
     for _ in range(requests):
-        base_ms, _ = await timed(client, baseline_url, headers)
+        base_ms, _ = await timed(client, baseline_url, headers, status=404)
         work_ms, body = await timed(client, work_url, headers)
         baseline.append(base_ms)
         work.append(work_ms)
@@ -315,9 +317,9 @@ def main() -> None:
         "",
         "The first page (50 rows: every running deadline of the cases the caller leads, the decisions waiting for "
         "its role, its tasks; overdue first, then by due time; each row with the child's first name and age, the "
-        "commune's name and the state's label). Each request is alternated with the baseline, `GET "
-        "/cases/v1/workflow` through the same gateway with the same token (token check, routing, a JSON answer, no "
-        "database); the ratio is the median of the per-pair ratios, with its interquartile spread. Load average "
+        "commune's name and the state's label). Each request is alternated with the baseline, reading a case "
+        "that is not there (`GET /cases/v1/cases/{random id}`: token check, routing, a session, one primary-key "
+        "lookup, a 404 problem) through the same gateway with the same token; the ratio is the median of the per-pair ratios, with its interquartile spread. Load average "
         f"{results['work_load'][0]:.1f} at the start, {results['work_load'][1]:.1f} at the end.",
         "",
         "| caller | median ms | p95 ms | baseline median ms | ratio (spread) | rows waiting in all | rows of a page "
