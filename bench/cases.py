@@ -319,7 +319,8 @@ def main() -> None:
         "its role, its tasks; overdue first, then by due time; each row with the child's first name and age, the "
         "commune's name and the state's label). Each request is alternated with the baseline, reading a case "
         "that is not there (`GET /cases/v1/cases/{random id}`: token check, routing, a session, one primary-key "
-        "lookup, a 404 problem) through the same gateway with the same token; the ratio is the median of the per-pair ratios, with its interquartile spread. Load average "
+        "lookup, a 404 problem) through the same gateway with the same token; the ratio is the median of the "
+        "per-pair ratios, with its interquartile spread. Load average "
         f"{results['work_load'][0]:.1f} at the start, {results['work_load'][1]:.1f} at the end.",
         "",
         "| caller | median ms | p95 ms | baseline median ms | ratio (spread) | rows waiting in all | rows of a page "
