@@ -22,6 +22,8 @@ SCOPE_TEXT = {
     Scope.INVOLVED: "only objects that involve the user's agency (a task or referral), only the fields its part needs",
     Scope.OWN: "only objects the user created",
     Scope.MATCH: "only to find a child to attach to a report: exact criteria, minimal fields, no browsing",
+    Scope.SUMMARY: "objects in the user's jurisdiction as summaries: no reporter, no child's name or place, no free "
+                   "text (oversight)",
 }
 
 

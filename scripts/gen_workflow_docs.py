@@ -123,11 +123,20 @@ def render() -> str:
               "/v1/cases/{id}/history`), nothing after, and no longer the case, its tasks, notes or files.",
               "- Police record the emergency measure they took on a case that involves them (a referral or their "
               "own intake); separation (Form 07) stays the chairman's decision (Decree 56 Art. 32(2)).",
-              "- Police, education and justice officers see the cases of their area that involve their agency (a task "
-              "or referral to it, or an intake it made): their own tasks, notes shared with participants and their "
-              "own notes; never the reporter (unless their agency made the intake), the plan or the forms.",
-              "- Health officers read every case of their area (the provincial Department of Health oversees child "
-              "protection since 2025) with the same need-to-know view as other agencies.",
+              "- Health, police, education and justice officers, at any level, see the cases of their area that "
+              "involve their agency (a task or referral to it, or an intake it made): their own tasks, notes shared "
+              "with participants and their own notes; never the reporter (unless their agency made the intake), the "
+              "plan or the forms. Only a task or referral (never its own intake) lets an agency open the child's "
+              "registry record.",
+              "- The provincial oversight (`province_child_affairs`: the Department of Health, in charge of child "
+              "affairs since 2025) reads the cases of its province as summaries: state, dates, categories, "
+              "deadlines; no reporter, no child's name or place, no free text, tasks or notes (Law Art. 21).",
+              "- The commune that leads a case (the residence commune after a handover, Law Art. 52(2)) reads the "
+              "linked child in the registry, naming the case (docs/registry.md).",
+              "- Disclosing a child's information outside the plan's bodies needs the consents of the child (from 7) "
+              "and of a parent or guardian, or a named legal exception (Law Art. 6(11), 21; Decree 56 Art. 33, 36): "
+              "`POST /v1/cases/{id}/consents`, `POST /v1/cases/{id}/disclosures` (refused with 409 and "
+              "`missing_consents`; audited).",
               "- A sexual-abuse report creates a referral task for the police at once (Joint Circular 01/2022).",
               "", "## Values", ""]
     for title, enum in (("States", vocabulary.State), ("Categories (Decree 56 Arts. 25-30)", vocabulary.CaseCategory),

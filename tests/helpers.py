@@ -116,17 +116,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-async def report_about(api: Api, headers: dict[str, str], commune: str, child_id: str,
-                       abuse_forms: tuple[str, ...] = ("neglect",)) -> str:
-    """An intake about a registry child, made by `headers`' user: its agency is then involved in the case, and a
-    sexual-abuse report involves the police of the province too (their referral)."""
-    response = await api.client.post("/cases/v1/cases", headers=headers, json={
-        "incident_commune_code": commune, "abuse_forms": list(abuse_forms), "environment": "home",
-        "description": "Report made by a test", "child": {"child_id": child_id, "sex": "female"}})
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 class RenewingAuth(httpx.Auth):
     """Sends the current token of the user whose (possibly expired) token a request carries."""
 

@@ -4,12 +4,13 @@
 that of tasks. Outside reach means 404. `Visibility` says which parts of a reachable case a caller sees: the
 design is need-to-know (Law on Children Art. 21; Decree 56 Art. 33): the commune's people's committee manages
 the case and sees all of it; the reporter's identity is shown only to the managers and to the intake's own
-agency; other agencies see their own tasks, notes shared with participants, and no form contents.
+agency; other agencies see their own tasks, notes shared with participants, and no form contents; the provincial
+oversight (scope SUMMARY) sees summaries: no reporter, no child's name or place, no free text, no tasks or notes.
 """
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from services.cases.models import Attachment, Case, CaseHistory, CaseNote, CaseTask
@@ -22,10 +23,11 @@ def reach(subject: Subject, action: Action) -> ColumnElement[bool]:
     """The condition on `Case` rows that `subject` may take `action` on."""
     jurisdiction = subject.jurisdiction.filter(Case.province_code, Case.commune_code)
     match subject.scope(action):
-        case Scope.JURISDICTION:
+        case Scope.JURISDICTION | Scope.SUMMARY:
             return jurisdiction
         case Scope.INVOLVED:
-            # A task or referral to the caller's agency, or an intake its own agency made.
+            # A task or referral to the caller's agency, or an intake its own agency made (it reads back its own
+            # report; the registry's involvement never counts that: `service.involves`).
             task = aliased(CaseTask)  # its own alias: the condition is also used in queries over tasks
             involved = exists().where(task.case_id == Case.id, task.agency == subject.agency.value)
             return and_(jurisdiction, or_(involved, Case.intake_agency == subject.agency.value))
@@ -43,7 +45,7 @@ def reaches(subject: Subject, case: Case, action: Action, task_agencies: set[str
     if not subject.jurisdiction.contains(case.province_code, case.commune_code):
         return False
     match subject.scope(action):
-        case Scope.JURISDICTION:
+        case Scope.JURISDICTION | Scope.SUMMARY:
             return True
         case Scope.INVOLVED:
             return subject.agency.value in task_agencies or case.intake_agency == subject.agency.value
@@ -93,18 +95,39 @@ class Visibility:
     manager: bool
     reporter: bool
     own_agency: str
+    summary: bool = False  # oversight: no personal details beyond the statistical ones, no free text
 
     def sees_task(self, task: CaseTask) -> bool:
-        return self.manager or task.agency == self.own_agency
+        return self.manager or (not self.summary and task.agency == self.own_agency)
+
+    def tasks_filter(self) -> ColumnElement[bool]:
+        """`sees_task` as a condition on `CaseTask` rows."""
+        if self.manager:
+            return true()
+        return false() if self.summary else CaseTask.agency == self.own_agency
+
+    @property
+    def perpetrator(self) -> bool:
+        """Who the alleged perpetrator is: the case managers, and the police who investigate."""
+        return self.manager or (not self.summary and self.own_agency == Agency.POLICE.value)
 
     def notes_filter(self, subject: Subject) -> ColumnElement[bool]:
+        if self.summary:
+            return false()
         if self.manager:
             return CaseNote.visibility.in_([v.value for v in NoteVisibility])
         return or_(CaseNote.visibility == NoteVisibility.PARTICIPANTS.value, CaseNote.author_id == subject.id)
 
 
+def is_manager(subject: Subject) -> bool:
+    """The commune's people's committee, within its jurisdiction, manages the cases: it sees all of them."""
+    return subject.agency == Agency.PEOPLES_COMMITTEE and subject.scope(Action.CASE_READ) == Scope.JURISDICTION
+
+
 def visibility(subject: Subject, case: Case) -> Visibility:
     """Which parts of a case the caller sees. Call only for a case that came through `readable`."""
-    manager = subject.agency == Agency.PEOPLES_COMMITTEE and subject.scope(Action.CASE_READ) == Scope.JURISDICTION
+    if subject.scope(Action.CASE_READ) == Scope.SUMMARY:
+        return Visibility(manager=False, reporter=False, own_agency=subject.agency.value, summary=True)
+    manager = is_manager(subject)
     return Visibility(manager=manager, reporter=manager or case.intake_agency == subject.agency.value,
                       own_agency=subject.agency.value)

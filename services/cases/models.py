@@ -73,11 +73,16 @@ class Case(CasesTable, table=True):
     intake_agency: str = Field(max_length=50)
     created_by: str = Field(max_length=100)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # The intake body's digest: the same key with another body is refused (422), not answered with this case.
+    idempotency_digest: str | None = Field(default=None, max_length=64)
 
     reporter_anonymous: bool = True
     reporter: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
+    # Set only when the leading commune links the child (link-child): a registry id given at intake is a hint it
+    # confirms, never a link, so filing a report cannot open a child's record (trust finding 1).
     child_id: uuid.UUID | None = None
+    child_id_hint: uuid.UUID | None = None
     child_first_name: str | None = Field(default=None, max_length=100)
     child_age_years: int | None = None
     child_sex: str = Field(max_length=10)
@@ -93,6 +98,12 @@ class Case(CasesTable, table=True):
         ARRAY(String(2)), nullable=False, server_default="{}"))
     environment: str | None = Field(default=None, max_length=30)
     perpetrator_relationship: str = Field(max_length=30)
+    # Người bị nghi là thủ phạm: which of the linked child's guardians is the alleged perpetrator (the registry
+    # guardian id, or only the relationship when the guardian is not registered). Held on the case, never on the
+    # registry record: an allegation is part of the case file (Decree 56 Art. 27(1)(h): parents' views are not
+    # asked of a parent who is the alleged abuser).
+    perpetrator_guardian_id: uuid.UUID | None = None
+    perpetrator_guardian_relationship: str | None = Field(default=None, max_length=30)
     description: str = Field(sa_column=Column(Text, nullable=False))
     danger_indicators: list[str] = Field(sa_column=Column(ARRAY(String(40)), nullable=False))
     # The rest of Form 01 (names, parents, carer, places, what was done): shown to the managers, never in events.
@@ -193,6 +204,9 @@ class CaseTask(CasesTable, table=True):
     __table_args__ = (
         Index("ix_case_task_agency_status_due", "agency", "status", "due_date"),
         Index("ix_case_task_case_agency", "case_id", "agency"),
+        # The work list finds the open tasks assigned to a person without reading the others.
+        Index("ix_case_task_assignee_open", "assignee_id",
+              postgresql_where=text("status IN ('open', 'in_progress') AND assignee_id IS NOT NULL")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -236,6 +250,53 @@ class CaseSeparation(CasesTable, table=True):
     alternative_carer: str = Field(max_length=200)
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     end_kind: str | None = Field(default=None, max_length=30)
+
+
+class CaseConsent(CasesTable, table=True):
+    """Sự đồng ý: consent to disclose a child's private information (Law on Children Art. 6(11), 21; Decree 56
+    Art. 33, 36; Personal Data Protection Law 2025 Art. 24). The child from 7 years old and a parent or guardian
+    each give their own; an officer records it; it can be withdrawn, never deleted."""
+
+    __tablename__ = "case_consent"
+    __table_args__ = (Index("ix_case_consent_case", "case_id", "given_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False))
+    given_by: str = Field(max_length=20)  # child, parent, guardian
+    giver_name: str | None = Field(default=None, max_length=200)
+    guardian_id: uuid.UUID | None = None
+    child_age_years: int | None = None
+    purpose: str = Field(max_length=40)
+    scope: str = Field(sa_column=Column(Text, nullable=False))
+    recipient: str | None = Field(default=None, max_length=200)
+    given_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    recorded_by: str = Field(max_length=100)
+    withdrawn_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    withdrawn_by: str | None = Field(default=None, max_length=100)
+    withdrawal_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    version: int = 1
+
+
+class CaseDisclosure(CasesTable, table=True):
+    """Cung cấp thông tin: information of a case given outside the plan's bodies, on the consents it rests on or
+    on a legal basis named (for example a competent authority's request, Law on Children Art. 6(7))."""
+
+    __tablename__ = "case_disclosure"
+    __table_args__ = (Index("ix_case_disclosure_case", "case_id", "disclosed_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_record.id"), nullable=False))
+    recipient: str = Field(max_length=200)
+    purpose: str = Field(max_length=40)
+    information: str = Field(sa_column=Column(Text, nullable=False))
+    basis: str = Field(max_length=40)
+    consent_ids: list[uuid.UUID] = Field(default_factory=list,
+                                         sa_column=Column(ARRAY(UUID(as_uuid=True)), nullable=False))
+    legal_reference: str | None = Field(default=None, max_length=300)
+    disclosed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    disclosed_by: str = Field(max_length=100)
+    agency: str = Field(max_length=50)
 
 
 class CaseNote(CasesTable, table=True):

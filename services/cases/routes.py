@@ -5,15 +5,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
-from services.cases import service, workflow
+from services.cases import consent, display, service, workflow
 from services.cases.registry import RegistryClient
 from services.cases.schemas import (
+    AllegedPerpetrator,
+    AllegedPerpetratorRead,
     CaseCreate,
     CaseRead,
     CaseSummary,
     ChildRead,
-    DeadlineDue,
+    ConsentCreate,
+    ConsentRead,
+    ConsentWithdrawal,
     DeadlineRead,
+    DisclosureCreate,
+    DisclosureRead,
     EmergencyMeasureRead,
     HistoryEntry,
     LinkChild,
@@ -25,7 +31,7 @@ from services.cases.schemas import (
     StepRead,
     TaskRead,
     TaskUpdate,
-    Work,
+    WorkItem,
 )
 from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
@@ -34,6 +40,7 @@ from services.common.db import DbSession
 from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import PERMISSIONS, Action, Agency
+from services.common.preconditions import IfNoneMatch, conditional
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -44,6 +51,11 @@ NoteWriter = Annotated[Subject, Depends(require(Action.CASE_NOTE))]
 TaskUpdater = Annotated[Subject, Depends(require(Action.TASK_UPDATE))]
 ChildLinker = Annotated[Subject, Depends(require(Action.CASE_LINK_CHILD))]
 WorkReader = Annotated[Subject, Depends(require(Action.WORK_READ))]
+Assessor = Annotated[Subject, Depends(require(Action.CASE_ASSESS))]
+ConsentKeeper = Annotated[Subject, Depends(require(Action.CASE_CONSENT))]
+Discloser = Annotated[Subject, Depends(require(Action.CASE_DISCLOSE))]
+Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 ServiceReader = Annotated[Subject, Depends(require(Action.CASES_SERVICE_READ))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -82,6 +94,11 @@ def case_read(detail: service.CaseDetail) -> CaseRead:
     reporter = None
     if view.reporter:
         reporter = Reporter.model_validate(case.reporter) if case.reporter else Reporter(anonymous=True)
+    perpetrator = None
+    if view.perpetrator and (case.perpetrator_guardian_id or case.perpetrator_guardian_relationship):
+        perpetrator = AllegedPerpetratorRead(guardian_id=case.perpetrator_guardian_id,
+                                             relationship=case.perpetrator_guardian_relationship)
+    named = not view.summary  # oversight: no child's name or place, no free text
     measure = None
     if case.emergency_measure_at is not None:
         measure = EmergencyMeasureRead(taken_at=case.emergency_measure_at, agency=case.emergency_measure_agency)
@@ -92,12 +109,14 @@ def case_read(detail: service.CaseDetail) -> CaseRead:
         received_at=case.received_at, updated_at=case.updated_at, incident_date=case.incident_date,
         intake_agency=case.intake_agency, category=case.category, channel=case.channel,
         reporter_anonymous=case.reporter_anonymous, reporter=reporter,
-        child=ChildRead(child_id=case.child_id, first_name=case.child_first_name,
+        child=ChildRead(child_id=case.child_id, child_id_hint=case.child_id_hint if view.manager else None,
+                        first_name=case.child_first_name if named else None,
                         approximate_age=case.child_age_years, sex=case.child_sex, age_group=case.child_age_group,
-                        place=case.child_place),
+                        place=case.child_place if named else None),
         abuse_forms=list(case.abuse_forms), risk_forms=list(case.risk_forms),
         special_groups=list(case.special_groups), environment=case.environment,
-        perpetrator_relationship=case.perpetrator_relationship, description=case.description,
+        perpetrator_relationship=case.perpetrator_relationship, alleged_perpetrator=perpetrator,
+        description=case.description if named else None,
         danger_indicators=list(case.danger_indicators),
         intake_details=case.intake_details if view.manager else None,
         emergency=case.emergency, emergency_measure=measure,
@@ -117,14 +136,28 @@ def case_read(detail: service.CaseDetail) -> CaseRead:
 def case_response(detail: service.CaseDetail, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """The case as JSON with its ETag, serialized once (the response model above is for the docs)."""
     return Response(case_read(detail).model_dump_json(), status_code=status, media_type="application/json",
-                    headers={"ETag": service.etag(detail.case.version)} | (headers or {}))
+                    headers={"ETag": service.case_etag(detail.case, detail.all_tasks)} | (headers or {}))
 
 
-def summary(case: Any, overdue: bool) -> CaseSummary:
-    return CaseSummary(id=case.id, state=case.state, version=case.version, province_code=case.province_code,
-                       commune_code=case.commune_code, received_at=case.received_at, category=case.category,
-                       abuse_forms=list(case.abuse_forms), environment=case.environment, emergency=case.emergency,
-                       overdue=overdue)
+def summary(row: service.CaseRow) -> CaseSummary:
+    case = row.case
+    return CaseSummary(id=case.id, state=case.state, state_label=display.state_label(case.state),
+                       version=case.version, province_code=case.province_code, commune_code=case.commune_code,
+                       commune_name=display.commune_name(case.commune_code), received_at=case.received_at,
+                       category=case.category, child_first_name=case.child_first_name if row.names_shown else None,
+                       child_age_years=case.child_age_years, abuse_forms=list(case.abuse_forms),
+                       environment=case.environment, emergency=case.emergency, overdue=row.overdue,
+                       next_due_at=row.next_due_at)
+
+
+def work_item(row: service.WorkRow) -> WorkItem:
+    step = display.step_of(row.kind, row.name, row.actions)
+    return WorkItem(kind=row.kind, id=row.item_id, case_id=row.case_id, name=row.name, actions=row.actions,
+                    due_at=row.due_at, overdue=row.overdue, state=row.state,
+                    state_label=display.state_label(row.state), step=step,
+                    commune_code=row.commune_code, commune_name=display.commune_name(row.commune_code),
+                    child_first_name=row.child_first_name, child_age_years=row.child_age_years,
+                    task_status=row.task_status, task_version=row.task_version)
 
 
 @router.get("/workflow", response_model=list[StepRead], responses=ROLE_PROBLEMS,
@@ -141,8 +174,9 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
 
 
 @router.post("/cases", response_model=CaseRead, status_code=201,
-             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "The case an earlier request with the "
-                                                                             "same Idempotency-Key created"}},
+             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "A retry: the case the first request "
+                                          "with this Idempotency-Key created (header Idempotent-Replayed: true); the "
+                                          "same key with another body is 422"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
     session: DbSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
@@ -150,7 +184,8 @@ async def create_case(
                                                    pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> Response:
     detail, created = await service.create_case(session, subject, body, idempotency_key, settings)
-    return case_response(detail, 201 if created else 200, {"Location": public_path(f"/v1/cases/{detail.case.id}")})
+    return case_response(detail, 201 if created else 200, {"Location": public_path(f"/v1/cases/{detail.case.id}")}
+                         | ({} if created else {"Idempotent-Replayed": "true"}))
 
 
 @router.get("/cases", response_model=Page[CaseSummary], responses=LIST_PROBLEMS,
@@ -163,20 +198,27 @@ async def list_cases(
 ) -> Page[CaseSummary]:
     rows, next_cursor = await service.list_cases(session, subject, state=state, overdue=overdue, cursor=cursor,
                                                  limit=limit)
-    return Page[CaseSummary](items=[summary(case, flag) for case, flag in rows], next_cursor=next_cursor)
+    return Page[CaseSummary](items=[summary(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/cases/{case_id}", response_model=CaseRead, responses=PROBLEMS)
-async def get_case(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> Response:
-    return case_response(await service.get_case(session, subject, case_id))
+@router.get("/cases/{case_id}", response_model=CaseRead,
+            responses={**PROBLEMS, 304: {"description": "Not modified: the If-None-Match ETag is current"}})
+async def get_case(session: DbSession, subject: CaseReader, request: Request, case_id: uuid.UUID,
+                   _: IfNoneMatch = None) -> Response:
+    detail = await service.get_case(session, subject, case_id)
+    unchanged = conditional(request, service.case_etag(detail.case, detail.all_tasks))
+    return unchanged or case_response(detail)
 
 
-@router.get("/cases/{case_id}/history", response_model=list[HistoryEntry], responses=PROBLEMS)
-async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[HistoryEntry]:
-    entries, with_data = await service.history(session, subject, case_id)
-    return [HistoryEntry(version=e.version, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, agency=e.agency,
-                         action=e.action, from_state=e.from_state, to_state=e.to_state, commune_code=e.commune_code,
-                         data=e.data if with_data else None) for e in entries]
+@router.get("/cases/{case_id}/history", response_model=Page[HistoryEntry], responses=PROBLEMS,
+            summary="The case's history, oldest first (for a commune that handed it over: its own part)")
+async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
+                      limit: Limit = 50) -> Page[HistoryEntry]:
+    entries, with_data, next_cursor = await service.history(session, subject, case_id, cursor, limit)
+    return Page[HistoryEntry](items=[
+        HistoryEntry(version=e.version, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, agency=e.agency,
+                     action=e.action, from_state=e.from_state, to_state=e.to_state, commune_code=e.commune_code,
+                     data=e.data if with_data else None) for e in entries], next_cursor=next_cursor)
 
 
 @router.post("/cases/{case_id}/actions/{action}", response_model=CaseRead, responses=PROBLEMS,
@@ -194,15 +236,21 @@ async def add_note(session: DbSession, subject: NoteWriter, case_id: uuid.UUID, 
     return NoteRead.model_validate(await service.add_note(session, subject, case_id, body), from_attributes=True)
 
 
-@router.get("/cases/{case_id}/notes", response_model=list[NoteRead], responses=PROBLEMS)
-async def list_notes(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[NoteRead]:
-    return [NoteRead.model_validate(n, from_attributes=True)
-            for n in await service.list_notes(session, subject, case_id)]
+@router.get("/cases/{case_id}/notes", response_model=Page[NoteRead], responses=PROBLEMS,
+            summary="The notes of a case you may see, oldest first")
+async def list_notes(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
+                     limit: Limit = 50) -> Page[NoteRead]:
+    notes, next_cursor = await service.list_notes(session, subject, case_id, cursor, limit)
+    return Page[NoteRead](items=[NoteRead.model_validate(n, from_attributes=True) for n in notes],
+                          next_cursor=next_cursor)
 
 
-@router.get("/cases/{case_id}/tasks", response_model=list[TaskRead], responses=PROBLEMS)
-async def list_tasks(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[TaskRead]:
-    return [task_read(t) for t in await service.list_tasks(session, subject, case_id)]
+@router.get("/cases/{case_id}/tasks", response_model=Page[TaskRead], responses=PROBLEMS,
+            summary="The tasks of a case you may see, oldest first")
+async def list_tasks(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
+                     limit: Limit = 50) -> Page[TaskRead]:
+    tasks, next_cursor = await service.list_tasks(session, subject, case_id, cursor, limit)
+    return Page[TaskRead](items=[task_read(t) for t in tasks], next_cursor=next_cursor)
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskRead, responses=PROBLEMS,
@@ -216,29 +264,82 @@ async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UU
 
 @router.post("/cases/{case_id}/link-child", response_model=CaseRead, responses=PROBLEMS,
              summary="Link the case to a registry child, existing or registered now")
-async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, case_id: uuid.UUID,
-                     body: LinkChild, if_match: IfMatch = None) -> Response:
-    return case_response(await service.link_child(session, subject, case_id, body, if_match, registry))
+async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, request: Request,
+                     case_id: uuid.UUID, body: LinkChild, if_match: IfMatch = None) -> Response:
+    # The registry reads the child with the caller's own token: its reach, not this service's.
+    return case_response(await service.link_child(session, subject, case_id, body, if_match, registry,
+                                                  request.headers.get("authorization", "")))
 
 
-@router.get("/me/work", response_model=Work, responses=ROLE_PROBLEMS,
-            summary="What waits for you: tasks, approvals, deadlines")
-async def my_work(session: DbSession, subject: WorkReader, settings: Settings) -> Work:
-    work = await service.my_work(session, subject, settings)
-    return Work(
-        tasks=[task_read(t) for t in work.tasks],
-        approvals=[summary(case, flag) for case, flag in work.approvals],
-        deadlines=[DeadlineDue(case_id=row.case_id, commune_code=row.commune_code, state=row.state, deadline=row.name,
-                               due_at=row.due_at, missed=row.missed_at is not None) for row in work.deadlines],
-    )
+@router.put("/cases/{case_id}/alleged-perpetrator", response_model=CaseRead, responses=PROBLEMS,
+            summary="Name which of the child's guardians is the alleged perpetrator (on the case, never the registry)")
+async def name_alleged_perpetrator(session: DbSession, subject: Assessor, registry: Registry, case_id: uuid.UUID,
+                                   body: AllegedPerpetrator, if_match: IfMatch = None) -> Response:
+    return case_response(await service.name_alleged_perpetrator(session, subject, case_id, body, if_match,
+                                                                registry))
 
 
-@internal_router.get("/involvement", summary="Does a case or task about this child involve this agency?")
+@router.post("/cases/{case_id}/consents", response_model=ConsentRead, status_code=201, responses=PROBLEMS,
+             summary="Record a consent to disclose the child's information (Law on Children Art. 6(11), 21)")
+async def record_consent(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID,
+                         body: ConsentCreate) -> ConsentRead:
+    created = await consent.record_consent(
+        session, subject, case_id, given_by=body.given_by, giver_name=body.giver_name, guardian_id=body.guardian_id,
+        child_age_years=body.child_age_years, purpose=body.purpose, scope=body.scope, recipient=body.recipient,
+        given_at=body.given_at)
+    return ConsentRead.model_validate(created, from_attributes=True)
+
+
+@router.get("/cases/{case_id}/consents", response_model=list[ConsentRead], responses=PROBLEMS,
+            summary="The consents recorded on a case, withdrawn ones included")
+async def list_consents(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID) -> list[ConsentRead]:
+    return [ConsentRead.model_validate(c, from_attributes=True)
+            for c in await consent.list_consents(session, subject, case_id)]
+
+
+@router.post("/cases/{case_id}/consents/{consent_id}/withdraw", response_model=ConsentRead, responses=PROBLEMS,
+             summary="Record that a consent was withdrawn (it stays on the record)")
+async def withdraw_consent(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID, consent_id: uuid.UUID,
+                           body: ConsentWithdrawal) -> ConsentRead:
+    return ConsentRead.model_validate(await consent.withdraw_consent(session, subject, case_id, consent_id,
+                                                                     body.note), from_attributes=True)
+
+
+@router.post("/cases/{case_id}/disclosures", response_model=DisclosureRead, status_code=201, responses=PROBLEMS,
+             summary="Record information given outside the plan's bodies: refused (409) without consents that "
+                     "cover it or a named legal exception")
+async def disclose(session: DbSession, subject: Discloser, case_id: uuid.UUID,
+                   body: DisclosureCreate) -> DisclosureRead:
+    made = await consent.disclose(session, subject, case_id, recipient=body.recipient, purpose=body.purpose,
+                                  information=body.information, basis=body.basis, consent_ids=body.consent_ids,
+                                  legal_reference=body.legal_reference)
+    return DisclosureRead.model_validate(made, from_attributes=True)
+
+
+@router.get("/cases/{case_id}/disclosures", response_model=list[DisclosureRead], responses=PROBLEMS,
+            summary="The disclosures recorded on a case")
+async def list_disclosures(session: DbSession, subject: Discloser, case_id: uuid.UUID) -> list[DisclosureRead]:
+    return [DisclosureRead.model_validate(d, from_attributes=True)
+            for d in await consent.list_disclosures(session, subject, case_id)]
+
+
+@router.get("/me/work", response_model=Page[WorkItem], responses=LIST_PROBLEMS,
+            summary="What waits for you: running deadlines of the cases you lead, decisions, your tasks; overdue "
+                    "first, then by due time")
+async def my_work(session: DbSession, subject: WorkReader, cursor: Cursor = None, limit: Limit = 50) -> Page[WorkItem]:
+    rows, next_cursor = await service.my_work(session, subject, cursor, limit)
+    return Page[WorkItem](items=[work_item(row) for row in rows], next_cursor=next_cursor)
+
+
+@internal_router.get("/involvement", summary="Does a case or task about this child involve this agency, or does "
+                                             "this commune lead the case?")
 async def involvement(
     session: DbSession,
     _: ServiceReader,
     purpose: Annotated[str, Query(pattern=r"^(case|task):[0-9a-fA-F-]{36}$")],
     agency: Annotated[Agency, Query()],
     child_id: Annotated[uuid.UUID, Query()],
+    commune: Annotated[str | None, Query(pattern=r"^\d{5}$", description="The reader's commune: does it lead "
+                                         "the case now (Law on Children Art. 52(2))?")] = None,
 ) -> dict[str, bool]:
-    return {"involved": await service.involves(session, purpose, agency.value, child_id)}
+    return {"involved": await service.involves(session, purpose, agency.value, child_id, commune)}

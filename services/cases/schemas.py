@@ -2,13 +2,15 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.cases import forms
+from services.cases.consent import ConsentGiver, DisclosureBasis, DisclosurePurpose
 from services.cases.forms import LongText, PlainText, Reporter, ShortText
 from services.cases.vocabulary import NoteVisibility, TaskStatus
+from services.common.guardians import Relationship as GuardianRelationship
 from services.common.locations import is_commune
 
 
@@ -92,12 +94,19 @@ class EmergencyMeasureRead(BaseModel):
 
 
 class ChildRead(BaseModel):
-    child_id: uuid.UUID | None
+    child_id: uuid.UUID | None = Field(description="The registry child the leading commune linked")
+    child_id_hint: uuid.UUID | None = Field(None, description="A registry id named at intake, not yet confirmed by "
+                                            "a link; shown to the case managers only")
     first_name: str | None
     approximate_age: int | None
     sex: str
     age_group: str
     place: str | None
+
+
+class AllegedPerpetratorRead(BaseModel):
+    guardian_id: uuid.UUID | None
+    relationship: str | None
 
 
 class CaseRead(BaseModel):
@@ -124,7 +133,9 @@ class CaseRead(BaseModel):
     special_groups: list[str]
     environment: str | None
     perpetrator_relationship: str
-    description: str
+    alleged_perpetrator: AllegedPerpetratorRead | None = Field(
+        description="Which guardian is the alleged perpetrator; shown to the case managers and the police only")
+    description: str | None = Field(description="Null for oversight readers (no free text)")
     danger_indicators: list[str]
     intake_details: dict[str, Any] | None = Field(description="The rest of Form 01 (names, parents, carer, places); "
                                                   "shown to the case managers only.")
@@ -146,17 +157,25 @@ class CaseRead(BaseModel):
 
 
 class CaseSummary(BaseModel):
+    """A row of the case list: the codes, and what a list screen shows (labels, the child's first name and age,
+    the next due time). The child's name is null for oversight readers."""
+
     id: uuid.UUID
     state: str
+    state_label: str = Field(description="Nhãn trạng thái (tiếng Việt)")
     version: int
     province_code: str
     commune_code: str
+    commune_name: str | None
     received_at: datetime
     category: str
+    child_first_name: str | None
+    child_age_years: int | None
     abuse_forms: list[str]
     environment: str | None
     emergency: bool | None
     overdue: bool
+    next_due_at: datetime | None = Field(description="The earliest running deadline of the case")
 
 
 class HistoryEntry(BaseModel):
@@ -232,21 +251,116 @@ class LinkChild(Strict):
         return self
 
 
-class DeadlineDue(BaseModel):
+class WorkItem(BaseModel):
+    """One thing waiting for the caller, with what a list screen shows of its case.
+
+    - `deadline`: a running deadline of a case the caller leads (`name` is the deadline);
+    - `decision`: a case waiting for a decision the caller's role takes (`actions` are the steps it may take, from
+      the workflow table);
+    - `task`: a task of the caller's agency (or assigned to the caller) still open.
+    """
+
+    kind: Literal["deadline", "decision", "task"]
+    id: str = Field(description="The deadline's, task's or case's id (for a decision)")
     case_id: uuid.UUID
-    commune_code: str
+    name: str = Field(description="The deadline's name, the task's title, or the first of `actions`")
+    actions: list[str]
+    due_at: datetime | None
+    overdue: bool
     state: str
-    deadline: str
-    due_at: datetime
-    missed: bool
+    state_label: str
+    step: str | None = Field(description="The workflow action this row asks for (see GET /v1/workflow); null for a "
+                             "task")
+    commune_code: str
+    commune_name: str | None
+    child_first_name: str | None
+    child_age_years: int | None
+    task_status: str | None = None
+    task_version: int | None = None
 
 
-class Work(BaseModel):
-    """What waits for the caller."""
+class ConsentCreate(Strict):
+    """Sự đồng ý: who consented to what, when (Law on Children Art. 6(11), 21; Decree 56 Art. 33, 36)."""
 
-    tasks: list[TaskRead]
-    approvals: list[CaseSummary]
-    deadlines: list[DeadlineDue]
+    given_by: ConsentGiver
+    giver_name: ShortText | None = None
+    guardian_id: uuid.UUID | None = Field(None, description="The registry guardian who consented, when registered")
+    child_age_years: int | None = Field(None, ge=0, le=17, description="The child's age when it consented")
+    purpose: DisclosurePurpose
+    scope: LongText = Field(description="What information, in what form, may be disclosed")
+    recipient: ShortText | None = None
+    given_at: AwareDatetime
+
+    @field_validator("given_at")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        if value.year < 2016:
+            raise ValueError("before the Law on Children")
+        return value
+
+
+class ConsentRead(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    given_by: str
+    giver_name: str | None
+    guardian_id: uuid.UUID | None
+    child_age_years: int | None
+    purpose: str
+    scope: str
+    recipient: str | None
+    given_at: datetime
+    recorded_at: datetime
+    recorded_by: str
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+    withdrawal_note: str | None
+
+
+class ConsentWithdrawal(Strict):
+    note: LongText | None = None
+
+
+class DisclosureCreate(Strict):
+    """Information given outside the plan's bodies, on consents or on a named legal exception."""
+
+    recipient: ShortText
+    purpose: DisclosurePurpose
+    information: LongText = Field(description="What was given")
+    basis: DisclosureBasis
+    consent_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    legal_reference: ShortText | None = Field(None, description="For a legal exception: the request's number and "
+                                              "the article")
+
+
+class DisclosureRead(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    recipient: str
+    purpose: str
+    information: str
+    basis: str
+    consent_ids: list[uuid.UUID]
+    legal_reference: str | None
+    disclosed_at: datetime
+    disclosed_by: str
+    agency: str
+
+
+class AllegedPerpetrator(Strict):
+    """Người bị nghi là thủ phạm, among the child's guardians: the registry guardian's id (the child must be
+    linked), or only the relationship when the guardian is not registered. Held on the case, never in the
+    registry."""
+
+    guardian_id: uuid.UUID | None = None
+    relationship: GuardianRelationship | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AllegedPerpetrator":
+        if (self.guardian_id is None) == (self.relationship is None):
+            raise ValueError("give either guardian_id or relationship")
+        return self
+
 
 
 class StepRead(BaseModel):

@@ -2,20 +2,48 @@
 check, and links to the registry. Every read goes through `access.readable`; every read and write is audited.
 """
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, exists, func, or_, select, true, tuple_
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases import documents, forms, workflow
-from services.cases.access import Visibility, reach, reaches, readable, readable_tasks, traced_history, visibility
+from services.cases.access import (
+    Visibility,
+    is_manager,
+    reach,
+    reaches,
+    readable,
+    readable_tasks,
+    traced_history,
+    visibility,
+)
 from services.cases.models import (
     Case,
     CaseDeadline,
@@ -29,7 +57,7 @@ from services.cases.models import (
     outbox,
 )
 from services.cases.registry import RegistryClient
-from services.cases.schemas import CaseCreate, LinkChild, NoteCreate, TaskUpdate
+from services.cases.schemas import AllegedPerpetrator, CaseCreate, LinkChild, NoteCreate, TaskUpdate
 from services.cases.settings import CasesSettings
 from services.cases.vocabulary import (
     FINISHED_TASK_STATUSES,
@@ -49,8 +77,8 @@ from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import (
-    BadRequest,
     Conflict,
+    FieldError,
     Forbidden,
     InvalidTransition,
     NotFound,
@@ -59,7 +87,7 @@ from services.common.errors import (
     UnprocessableContent,
 )
 from services.common.locations import province_of
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import CursorInt, CursorText, CursorTime, Keyset
 from services.common.permissions import Action, Agency, Role, Scope
 
 S = State
@@ -140,12 +168,40 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def check_precondition(if_match: str | None, version: int) -> None:
+def case_etag(case: Case, tasks: Sequence[CaseTask]) -> str:
+    """The ETag of a case as read: its version, then a mark of its tasks (a task changes without a new version of
+    the case, and the answer shows the tasks), so a 304 is never given for an answer that changed. A change needs
+    only the version part to match (`check_precondition`)."""
+    return _case_tag(case.version, len(tasks), sum(t.version for t in tasks))
+
+
+def _case_tag(version: int, tasks: int, task_versions: int) -> str:
+    return f'"{version}.{tasks}.{task_versions}"'
+
+
+async def current_case_etag(session: AsyncSession, case: Case) -> str:
+    tasks, versions = (await session.execute(
+        select(func.count(), func.coalesce(func.sum(CaseTask.version), 0)).where(CaseTask.case_id == case.id))).one()
+    return _case_tag(case.version, int(tasks), int(versions))
+
+
+def check_precondition(if_match: str | None, version: int, current: str | None = None) -> None:
+    """Refuse a change made without, or against an old, version. Only the version part of an ETag counts; the 412
+    names `current` (the case's whole ETag, when given)."""
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    wanted = {tag.strip().removeprefix("W/").strip('"').partition(".")[0] for tag in if_match.split(",")}
     if str(version) not in wanted:
-        raise PreconditionFailed("the case changed since you read it; read it again", current_etag=etag(version))
+        raise PreconditionFailed("the case changed since you read it; read it again",
+                                 current_etag=current or etag(version))
+
+
+async def check_case_precondition(session: AsyncSession, if_match: str | None, case: Case) -> None:
+    """`check_precondition` for a case: a 412 names the case's whole current ETag, as a read would answer it."""
+    try:
+        check_precondition(if_match, case.version)
+    except PreconditionFailed:
+        check_precondition(if_match, case.version, await current_case_etag(session, case))
 
 
 def _record(session: AsyncSession, case: Case, subject: Subject, action: str, previous: str | None,
@@ -205,6 +261,11 @@ async def _insert_with_companions(session: AsyncSession, values: dict[str, Any],
     return (await session.execute(statement, params)).scalar_one_or_none() is not None
 
 
+def intake_digest(data: CaseCreate) -> str:
+    """What tells a replay from another intake sent with the same Idempotency-Key."""
+    return hashlib.sha256(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def _age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
@@ -226,7 +287,8 @@ def _intake_details(data: CaseCreate) -> dict[str, Any] | None:
 async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate, idempotency_key: str | None,
                       settings: CasesSettings) -> tuple["CaseDetail", bool]:
     """Record an intake (Form 01) and forward it to the commune where it happened (Decree 56 Art. 26(1)), which
-    leads the case until it hands it to the commune where the child lives. Returns (case, created)."""
+    leads the case until it hands it to the commune where the child lives. Returns (case, created): a retry with the
+    same Idempotency-Key and body answers the case it created; another body under that key is 422."""
     province = province_of(data.incident_commune_code)
     assert province is not None  # the schema accepts official codes only
     if not subject.jurisdiction.contains(province, data.incident_commune_code):
@@ -245,9 +307,12 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
         "residence_commune_code": data.residence_commune_code,
         "received_at": received, "updated_at": now, "incident_date": data.incident_date,
         "intake_agency": subject.agency.value, "created_by": subject.id, "idempotency_key": idempotency_key,
+        "idempotency_digest": intake_digest(data) if idempotency_key else None,
         "category": data.category.value, "channel": data.channel.value if data.channel else None,
         "reporter_anonymous": data.reporter.anonymous, "reporter": reporter,
-        "child_id": child.child_id, "child_first_name": first_name,
+        # A registry id named at intake is a hint: the leading commune confirms it by linking the child (trust
+        # finding 1: filing a report must not open a child's record).
+        "child_id": None, "child_id_hint": child.child_id, "child_first_name": first_name,
         "child_age_years": age, "child_sex": child.sex.value,
         "child_age_group": age_group(age) if age is not None else "unknown",
         "child_place": child.place, "abuse_forms": [f.value for f in data.abuse_forms],
@@ -275,6 +340,11 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
     if not await _insert_with_companions(session, values, [*deadlines, history, *tasks]):
         existing = (await session.execute(select(Case).where(
             Case.created_by == subject.id, Case.idempotency_key == idempotency_key))).scalar_one()
+        if existing.idempotency_digest not in (None, values["idempotency_digest"]):
+            raise UnprocessableContent(
+                "this Idempotency-Key was used for another report; use a new key for a new request",
+                errors=[FieldError(loc=["header", "Idempotency-Key"], msg="was used with a different body",
+                                   type="idempotency_key.reused").model_dump()])
         await audit.record(session, subject, "read", "case", str(existing.id), purpose="idempotent retry")
         return await detail(session, subject, existing), False
     outbox.emit(session, "case.received", snapshot(case, deadlines), agency=subject.agency.value)
@@ -295,6 +365,7 @@ class CaseDetail:
     plan: CasePlan | None
     separations: list[CaseSeparation]
     allowed_actions: list[str]
+    all_tasks: list[CaseTask]  # the ETag covers every task, seen or not
 
     @property
     def overdue(self) -> bool:
@@ -354,7 +425,7 @@ def _detail_of(subject: Subject, case: Case, deadlines: list[CaseDeadline], task
         view = Visibility(manager=False, reporter=False, own_agency=view.own_agency)
     return CaseDetail(case, view, deadlines, [t for t in tasks if view.sees_task(t)],
                       plan if view.manager else None, separations if view.manager else [],
-                      allowed_actions(subject, case, deadlines, tasks))
+                      allowed_actions(subject, case, deadlines, tasks), tasks)
 
 
 async def get_case(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> CaseDetail:
@@ -368,45 +439,64 @@ def _overdue_condition() -> Any:
                           CaseDeadline.met_at.is_(None), CaseDeadline.cancelled_at.is_(None))
 
 
+def _next_due() -> Any:
+    """The earliest running deadline of the case (an index scan of `ix_case_deadline_running`)."""
+    return (select(func.min(CaseDeadline.due_at))
+            .where(CaseDeadline.case_id == Case.id, CaseDeadline.met_at.is_(None),
+                   CaseDeadline.cancelled_at.is_(None)).scalar_subquery())
+
+
+CASE_PAGES: Keyset[Any] = Keyset((Case.received_at, Case.id), (CursorTime, uuid.UUID),
+                                 lambda row: (row[0].received_at, row[0].id), descending=True)
+
+
+@dataclass
+class CaseRow:
+    case: Case
+    overdue: bool
+    next_due_at: datetime | None
+    names_shown: bool  # oversight readers get no child's name
+
+
 async def list_cases(session: AsyncSession, subject: Subject, *, state: State | None, overdue: bool | None,
-                     cursor: str | None, limit: int) -> tuple[list[tuple[Case, bool]], str | None]:
-    overdue_flag = _overdue_condition().label("overdue")
-    query = readable(subject).add_columns(overdue_flag).order_by(Case.received_at.desc(), Case.id.desc())
+                     cursor: str | None, limit: int) -> tuple[list[CaseRow], str | None]:
+    query = readable(subject).add_columns(_overdue_condition().label("overdue"), _next_due().label("next_due"))
     if state is not None:
         query = query.where(Case.state == state.value)
     if overdue is not None:
         query = query.where(_overdue_condition() if overdue else ~_overdue_condition())
-    after = decode_cursor(cursor, 2)
-    if after is not None:
-        try:
-            at, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("the cursor is not valid") from exc
-        query = query.where(tuple_(Case.received_at, Case.id) < tuple_(at, last_id))
-    rows = [(row[0], bool(row[1])) for row in (await session.execute(query.limit(limit + 1))).all()]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1][0]
-        next_cursor = encode_cursor([last.received_at.isoformat(), str(last.id)])
+    rows, next_cursor = CASE_PAGES.page(list((await session.execute(CASE_PAGES.query(query, cursor, limit))).all()),
+                                        limit)
+    names = subject.scope(Action.CASE_READ) != Scope.SUMMARY
     if rows:
-        await audit.record(session, subject, "list", "case", [str(c.id) for c, _ in rows])
-    return rows, next_cursor
+        await audit.record(session, subject, "list", "case", [str(row[0].id) for row in rows])
+    return [CaseRow(row[0], bool(row[1]), row[2], names) for row in rows], next_cursor
 
 
-async def history(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> tuple[list[CaseHistory], bool]:
-    """The case's history; for a commune that handed the case over, only the rows of its own time (its trace)."""
+HISTORY_PAGES: Keyset[CaseHistory] = Keyset((CaseHistory.version,), (CursorInt,), lambda e: (e.version,))
+NOTE_PAGES: Keyset[CaseNote] = Keyset((CaseNote.at, CaseNote.id), (CursorTime, uuid.UUID), lambda n: (n.at, n.id))
+TASK_PAGES: Keyset[CaseTask] = Keyset((CaseTask.created_at, CaseTask.id), (CursorTime, uuid.UUID),
+                                      lambda t: (t.created_at, t.id))
+
+
+async def history(session: AsyncSession, subject: Subject, case_id: uuid.UUID, cursor: str | None,
+                  limit: int) -> tuple[list[CaseHistory], bool, str | None]:
+    """The case's history, oldest first, a page at a time; the forms recorded only for the case managers. For a
+    commune that handed the case over, only the rows of its own time (its trace)."""
+    # A crafted cursor is refused before anything is read.
+    query = HISTORY_PAGES.query(select(CaseHistory).where(CaseHistory.case_id == case_id), cursor, limit)
     case = (await session.execute(readable(subject).where(Case.id == case_id))).scalar_one_or_none()
     only_trace = case is None
-    query = select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.version)
     if only_trace:
+        traced = select(CaseHistory.id).where(CaseHistory.case_id == case_id, traced_history(subject)).limit(1)
+        if await session.scalar(traced) is None:
+            raise NotFound("no such case")
         query = query.where(traced_history(subject))
-    entries = list((await session.execute(query)).scalars())
-    if only_trace and not entries:
-        raise NotFound("no such case")
+    entries, next_cursor = HISTORY_PAGES.page(list((await session.execute(query)).scalars()), limit)
     await audit.record(session, subject, "read", "case_history", str(case_id),
                        purpose="trace of a case handed over" if only_trace else None)
-    return entries, only_trace or (case is not None and visibility(subject, case).manager)
+    return entries, only_trace or (case is not None and visibility(subject, case).manager), next_cursor
+
 
 
 # ---------------------------------------------------------------------------------------------------- workflow
@@ -438,7 +528,7 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     # The row lock makes two officers acting at once queue; the second then fails the version check.
     case = await _reachable(session, subject, case_id, step.permission, lock=True)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     deadlines = await deadlines_of(session, case.id)
     running = {Deadline(d.name): d for d in deadlines if d.running}
     position = workflow.Position(State(case.state), frozenset(running))
@@ -703,12 +793,14 @@ async def add_note(session: AsyncSession, subject: Subject, case_id: uuid.UUID, 
     return note
 
 
-async def list_notes(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> list[CaseNote]:
+async def list_notes(session: AsyncSession, subject: Subject, case_id: uuid.UUID, cursor: str | None,
+                     limit: int) -> tuple[list[CaseNote], str | None]:
+    query = NOTE_PAGES.query(select(CaseNote), cursor, limit)
     case = await _reachable(session, subject, case_id, Action.CASE_READ)
     view = visibility(subject, case)
     await audit.record(session, subject, "read", "case_notes", str(case.id))
-    query = select(CaseNote).where(CaseNote.case_id == case.id, view.notes_filter(subject)).order_by(CaseNote.at)
-    return list((await session.execute(query)).scalars())
+    query = query.where(CaseNote.case_id == case.id, view.notes_filter(subject))
+    return NOTE_PAGES.page(list((await session.execute(query)).scalars()), limit)
 
 
 async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUID, data: TaskUpdate,
@@ -750,71 +842,169 @@ async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUI
     return task
 
 
-async def list_tasks(session: AsyncSession, subject: Subject, case_id: uuid.UUID) -> list[CaseTask]:
+async def list_tasks(session: AsyncSession, subject: Subject, case_id: uuid.UUID, cursor: str | None,
+                     limit: int) -> tuple[list[CaseTask], str | None]:
+    query = TASK_PAGES.query(select(CaseTask), cursor, limit)
     case = await _reachable(session, subject, case_id, Action.CASE_READ)
     view = visibility(subject, case)
     await audit.record(session, subject, "read", "case_tasks", str(case.id))
-    tasks = (await session.execute(
-        select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
-    )).scalars()
-    return [t for t in tasks if view.sees_task(t)]
+    query = query.where(CaseTask.case_id == case.id, view.tasks_filter())
+    return TASK_PAGES.page(list((await session.execute(query)).scalars()), limit)
 
 
 # ---------------------------------------------------------------------------------------------------- my work
 
 
-@dataclass
-class WorkList:
-    tasks: list[CaseTask]
-    approvals: list[tuple[Case, bool]]
-    deadlines: list[Any]  # rows: case_id, commune_code, state, name, due_at, missed_at
+# The decisions the law gives the chairman (and, for emergency measures, another competent body): emergency
+# measures and separation (Decree 56 Art. 26(3), 31, 32), the plan (Art. 28(4)), the closure (Art. 30).
+DECISION_PERMISSIONS = frozenset({Action.CASE_APPROVE, Action.CASE_CLOSE, Action.CASE_EMERGENCY})
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)  # undated work sorts last (a cursor holds no "infinity")
 
 
-async def my_work(session: AsyncSession, subject: Subject, settings: CasesSettings) -> WorkList:
-    """Tasks due for the caller's agency (or the caller), plans awaiting the chairman, deadlines near or missed.
+@dataclass(frozen=True)
+class Waiting:
+    """Cases in `states` (and with `requires` running) wait for one of `actions`; due by `due_by` deadlines."""
 
-    Each list holds the `work_list_limit` most urgent items.
-    """
-    now, limit = utcnow(), settings.work_list_limit
-    # Closed cases have no running deadlines nor open tasks: saying so lets the planner use the state indexes.
+    states: tuple[State, ...]
+    requires: Deadline | None
+    actions: tuple[str, ...]
+    due_by: tuple[Deadline, ...]
+
+
+@cache
+def waiting_decisions(permissions: frozenset[Action]) -> tuple[Waiting, ...]:
+    """From the workflow table: where a case waits for a decision that `permissions` allow. A step available in
+    (almost) every open state, like an early closure, is always possible and so never waits; one that needs a
+    running deadline (a separation's extension or end) waits while that deadline runs."""
+    generic = len(workflow.OPEN_STATES) - 1
+    groups: dict[tuple[tuple[State, ...], Deadline | None], list[workflow.Step]] = {}
+    for step in workflow.TRANSITIONS:
+        if step.permission not in permissions or step.permission not in DECISION_PERMISSIONS:
+            continue
+        if step.requires_running is None and len(step.sources) >= generic:
+            continue
+        states = step.sources if step.requires_running else ()
+        if step.requires_running is None:
+            for state in step.sources:
+                groups.setdefault(((state,), None), []).append(step)
+        else:
+            groups.setdefault((states, step.requires_running), []).append(step)
+    return tuple(
+        Waiting(states, requires, tuple(s.action for s in steps),
+                tuple(dict.fromkeys(d for s in steps if s.target != S.CLOSED
+                                    for d in (*s.stops, *((s.requires_running,) if s.requires_running else ())))))
+        for (states, requires), steps in groups.items())
+
+
+def _running(case_id: Any, names: Sequence[Deadline] | None = None) -> Any:
+    condition = and_(CaseDeadline.case_id == case_id, CaseDeadline.met_at.is_(None),
+                     CaseDeadline.cancelled_at.is_(None))
+    return condition if names is None else and_(condition, CaseDeadline.name.in_([n.value for n in names]))
+
+
+WORK_COLUMNS = ("rank", "due_at", "kind", "item_id", "case_id", "name", "actions", "task_status", "task_version")
+WHEN = DateTime(timezone=True)
+
+
+def _work_row(due: Any, now: datetime, kind: str, item_id: Any, case_id: Any, name: Any, actions: Any,
+              task_status: Any = None, task_version: Any = None) -> Any:
+    """One branch of the work list: the same columns in every branch; rank 0 is overdue, 1 is not yet."""
+    values = (sql_case((due < now, 0), else_=1), due, literal(kind, String), cast(item_id, String), case_id,
+              cast(name, String), cast(actions, String),
+              null().cast(String) if task_status is None else task_status,
+              null().cast(Integer) if task_version is None else task_version)
+    return select(*(value.label(label) for value, label in zip(values, WORK_COLUMNS, strict=True)))
+
+
+def _work_union(subject: Subject, now: datetime) -> Any:
     still_open = Case.state.in_([s.value for s in workflow.OPEN_STATES])
-    tasks: list[CaseTask] = []
-    if subject.can(Action.TASK_UPDATE):
-        query = readable_tasks(subject, Action.TASK_UPDATE).where(
-            still_open, CaseTask.status.in_(OPEN_TASK_STATUSES),
-            or_(CaseTask.assignee_id.is_(None), CaseTask.assignee_id == subject.id),
-        ).order_by(CaseTask.due_date, CaseTask.id).limit(limit)
-        tasks = list((await session.execute(query)).scalars())
-    approvals: list[tuple[Case, bool]] = []
-    if subject.can(Action.CASE_APPROVE):
-        query = readable(subject, Action.CASE_APPROVE).add_columns(_overdue_condition()).where(
-            Case.state == S.AWAITING_APPROVAL.value).order_by(Case.updated_at).limit(limit)
-        approvals = [(row[0], bool(row[1])) for row in (await session.execute(query)).all()]
-    deadlines: list[Any] = []
-    mine = [d.value for d in Deadline if any(subject.can(p) for p in workflow.stopped_by(d))]
-    # Supervisors (jurisdiction-wide readers) also see every missed deadline of their area.
-    supervisor = subject.scope(Action.CASE_READ) == Scope.JURISDICTION and not subject.is_service
-    if mine or supervisor:
-        horizon = now + timedelta(hours=settings.work_horizon_hours)
-        due_soon = and_(CaseDeadline.name.in_(mine), CaseDeadline.due_at < horizon)
-        missed = CaseDeadline.missed_at.is_not(None)
-        wanted = or_(due_soon, missed) if supervisor else and_(CaseDeadline.name.in_(mine), or_(due_soon, missed))
-        # For each open case (an index-only scan), its running deadlines (an index scan): a commune has a few
-        # hundred open cases, while the table of running deadlines is large and a hash join would read it all.
-        running = (select(CaseDeadline.name, CaseDeadline.due_at, CaseDeadline.missed_at)
-                   .where(CaseDeadline.case_id == Case.id, CaseDeadline.met_at.is_(None),
-                          CaseDeadline.cancelled_at.is_(None), wanted)
+    parts = []
+    if is_manager(subject):
+        # Every running deadline of the open cases the caller's commune leads (Law Art. 52(2)). For each open case
+        # (an index-only scan), its running deadlines (an index scan): a commune has a few hundred open cases,
+        # while the table of running deadlines is large and a hash join would read it all.
+        running = (select(CaseDeadline.id, CaseDeadline.name, CaseDeadline.due_at).where(_running(Case.id))
                    .limit(len(Deadline)).lateral("running"))  # at most one of each; the limit keeps it per case
-        query = (select(Case.id.label("case_id"), Case.commune_code, Case.state, running.c.name, running.c.due_at,
-                        running.c.missed_at)
-                 .select_from(Case).join(running, true())
-                 .where(reach(subject, Action.CASE_READ), still_open)
-                 .order_by(running.c.due_at).limit(limit))
-        deadlines = list((await session.execute(query)).all())
-    shown = {str(t.case_id) for t in tasks} | {str(c.id) for c, _ in approvals} | {str(r.case_id) for r in deadlines}
-    if shown:
-        await audit.record(session, subject, "list", "case", sorted(shown), purpose="my work")
-    return WorkList(tasks, approvals, deadlines)
+        parts.append(_work_row(running.c.due_at, now, "deadline", running.c.id, Case.id, running.c.name,
+                               running.c.name)
+                     .select_from(Case).join(running, true())
+                     .where(reach(subject, Action.CASE_READ), still_open))
+    held = frozenset(action for action in DECISION_PERMISSIONS if subject.can(action))
+    for waiting in waiting_decisions(held):
+        due = (func.coalesce(select(func.min(CaseDeadline.due_at)).where(_running(Case.id, waiting.due_by))
+                             .scalar_subquery(), literal(FAR_FUTURE, WHEN))
+               if waiting.due_by else literal(FAR_FUTURE, WHEN))
+        decision = (_work_row(due, now, "decision", Case.id, Case.id, literal(waiting.actions[0]),
+                              literal(",".join(waiting.actions)))
+                    .select_from(Case)
+                    .where(reach(subject, workflow.STEPS[waiting.actions[0]].permission),
+                           Case.state.in_([s.value for s in waiting.states])))
+        if waiting.requires is not None:
+            # A subquery per case, not a semi-join that would read every running deadline of the country.
+            decision = decision.where(select(CaseDeadline.id).where(_running(Case.id, (waiting.requires,))).limit(1)
+                                      .scalar_subquery().is_not(None))
+        parts.append(decision)
+    if subject.can(Action.TASK_UPDATE):
+        # A task is due by the end of its day, Vietnam time.
+        task_due = func.timezone(workflow.VIETNAM.key, cast(CaseTask.due_date + 1, DateTime), type_=WHEN)
+        mine = or_(CaseTask.assignee_id == subject.id,
+                   and_(CaseTask.assignee_id.is_(None), CaseTask.agency == subject.agency.value))
+        tasks = readable_tasks(subject, Action.TASK_UPDATE).where(
+            still_open, CaseTask.status.in_(OPEN_TASK_STATUSES), mine)
+        parts.append(tasks.with_only_columns(*_work_row(
+            task_due, now, "task", CaseTask.id, CaseTask.case_id, CaseTask.title, literal(""), CaseTask.status,
+            CaseTask.version).selected_columns))
+    if not parts:
+        parts.append(_work_row(literal(FAR_FUTURE, WHEN), now, "none", Case.id, Case.id, literal(""),
+                               literal("")).select_from(Case).where(false()))
+    return union_all(*parts).subquery("work")
+
+
+@dataclass
+class WorkRow:
+    kind: str
+    item_id: str
+    case_id: uuid.UUID
+    name: str
+    actions: list[str]
+    due_at: datetime | None
+    overdue: bool
+    state: str
+    commune_code: str
+    child_first_name: str | None
+    child_age_years: int | None
+    task_status: str | None
+    task_version: int | None
+
+
+async def my_work(session: AsyncSession, subject: Subject, cursor: str | None,
+                  limit: int) -> tuple[list[WorkRow], str | None]:
+    """Everything waiting for the caller, overdue first, then by due time, a page at a time:
+
+    - every running deadline of every open case the caller's commune leads (the case managers);
+    - every case waiting for a decision the caller's role takes (from the workflow table: `waiting_decisions`);
+    - the open tasks of the caller's agency not assigned to someone else, and those assigned to the caller.
+    Each row carries the case's display fields (the child's first name and age, the commune, the state).
+    """
+    work = _work_union(subject, utcnow())
+    pages: Keyset[Any] = Keyset((work.c.rank, work.c.due_at, work.c.kind, work.c.item_id),
+                                (CursorInt, CursorTime, CursorText, CursorText),
+                                lambda row: (row.rank, row.due_at, row.kind, row.item_id))
+    # The page is cut from the union first; only its rows then fetch their case's display fields.
+    page = pages.query(select(work), cursor, limit).subquery("page")
+    query = (select(page, Case.state, Case.commune_code, Case.child_first_name, Case.child_age_years)
+             .join(Case, Case.id == page.c.case_id)
+             .order_by(page.c.rank, page.c.due_at, page.c.kind, page.c.item_id))
+    rows, next_cursor = pages.page((await session.execute(query)).all(), limit)
+    if rows:
+        await audit.record(session, subject, "list", "case", sorted({str(r.case_id) for r in rows}),
+                           purpose="my work")
+    return [WorkRow(kind=r.kind, item_id=r.item_id, case_id=r.case_id, name=r.name,
+                    actions=[a for a in r.actions.split(",") if a] if r.kind == "decision" else [],
+                    due_at=None if r.due_at >= FAR_FUTURE else r.due_at, overdue=r.rank == 0, state=r.state,
+                    commune_code=r.commune_code, child_first_name=r.child_first_name,
+                    child_age_years=r.child_age_years, task_status=r.task_status, task_version=r.task_version)
+            for r in rows], next_cursor
 
 
 # ---------------------------------------------------------------------------------------------------- deadlines
@@ -867,17 +1057,17 @@ async def check_deadlines(database: Database, settings: CasesSettings, now: date
 
 
 async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: LinkChild,
-                     if_match: str | None, registry: RegistryClient) -> CaseDetail:
+                     if_match: str | None, registry: RegistryClient, authorization: str) -> CaseDetail:
     """Link the case to a registry child (existing, or registered now). The case is untouched if that fails."""
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     if case.state == S.CLOSED.value:
         raise InvalidTransition("a closed case cannot be linked", state=case.state, allowed_actions=[])
     # The registry call happens before the row lock, so a slow registry never holds the case.
     if data.child_id is not None:
-        child_id = await registry.existing_child(data.child_id, case.id)
+        child_id = await registry.existing_child(data.child_id, case.id, authorization)
     else:
         assert data.new_child is not None
         where = data.new_child.commune_code
@@ -887,7 +1077,7 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
             raise NotFound("no such commune in your jurisdiction")
         child_id = await registry.register_child(data.new_child)
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD, lock=True)
-    check_precondition(if_match, case.version)
+    await check_case_precondition(session, if_match, case)
     now = utcnow()
     case.child_id = child_id
     case.version += 1
@@ -900,23 +1090,70 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
     return await detail(session, subject, case)
 
 
-async def involves(session: AsyncSession, purpose: str, agency: str, child_id: uuid.UUID) -> bool:
-    """Whether the case or task named by `purpose` (case:<uuid> or task:<uuid>) is about `child_id` and involves
-    `agency` (a task or referral to it, or its own intake): what the registry asks before it shows another
-    agency a child record (need-to-know, Decree 56 Art. 33)."""
+async def involves(session: AsyncSession, purpose: str, agency: str, child_id: uuid.UUID,
+                   commune: str | None = None) -> bool:
+    """What the registry asks before it shows a child record outside its commune (need-to-know, Decree 56 Art. 33):
+    is the case or task named by `purpose` (case:<uuid> or task:<uuid>) about `child_id` (linked by the leading
+    commune), and
+
+    - with `commune`: does that commune lead the case now (Law Art. 52(2); a handover moves the lead)?
+    - otherwise: does it have a task or referral assigned to `agency`? An agency's own intake never counts: filing
+      a report must not open a child's record (trust finding 1).
+    """
     kind, _, raw_id = purpose.partition(":")
     try:
         object_id = uuid.UUID(raw_id)
     except ValueError:
         return False
-    if kind == "task":
+    if commune is not None:
+        if kind != "case" or agency != Agency.PEOPLES_COMMITTEE.value:
+            return False
+        query = select(Case.id).where(Case.id == object_id, Case.child_id == child_id, Case.commune_code == commune)
+    elif kind == "task":
         query = (select(CaseTask.id).join(Case, Case.id == CaseTask.case_id)
                  .where(CaseTask.id == object_id, CaseTask.agency == agency, Case.child_id == child_id))
     else:
         has_task = exists().where(CaseTask.case_id == Case.id, CaseTask.agency == agency)
-        query = select(Case.id).where(Case.id == object_id, Case.child_id == child_id,
-                                      or_(has_task, Case.intake_agency == agency))
+        query = select(Case.id).where(Case.id == object_id, Case.child_id == child_id, has_task)
     return (await session.scalar(query)) is not None
+
+
+async def name_alleged_perpetrator(session: AsyncSession, subject: Subject, case_id: uuid.UUID,
+                                   data: AllegedPerpetrator, if_match: str | None,
+                                   registry: RegistryClient) -> CaseDetail:
+    """Name which of the child's guardians is the alleged perpetrator, on the case (never in the registry): by the
+    registry guardian's id, checked against the linked child's guardians, or by the relationship alone."""
+    if not if_match:
+        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    case = await _reachable(session, subject, case_id, Action.CASE_ASSESS)
+    await check_case_precondition(session, if_match, case)
+    relationship = data.relationship.value if data.relationship is not None else None
+    if data.guardian_id is not None:
+        if case.child_id is None:
+            raise Conflict("link the child first: a guardian is named among the registry child's guardians")
+        # Asked before the row lock, so a slow registry never holds the case.
+        guardians = await registry.guardians(case.child_id, case.id)
+        guardian = next((g for g in guardians if g.get("id") == str(data.guardian_id)), None)
+        if guardian is None:
+            raise UnprocessableContent("no such guardian of the linked child", errors=[FieldError(
+                loc=["body", "guardian_id"], msg="not a guardian of the linked child",
+                type="guardian_id.unknown").model_dump()])
+        relationship = str(guardian.get("relationship"))
+    case = await _reachable(session, subject, case_id, Action.CASE_ASSESS, lock=True)
+    await check_case_precondition(session, if_match, case)
+    if case.state == S.CLOSED.value:
+        raise InvalidTransition("the case is closed", state=case.state, allowed_actions=[])
+    now = utcnow()
+    case.perpetrator_guardian_id, case.perpetrator_guardian_relationship = data.guardian_id, relationship
+    case.version += 1
+    case.updated_at = now
+    _record(session, case, subject, "name_alleged_perpetrator", case.state,
+            {"guardian_id": str(data.guardian_id) if data.guardian_id else None, "relationship": relationship}, now)
+    await session.flush()
+    outbox.emit(session, "case.changed", snapshot(case, await deadlines_of(session, case.id)) | {
+        "action": "name_alleged_perpetrator"}, agency=subject.agency.value)
+    await audit.record(session, subject, "name_alleged_perpetrator", "case", str(case.id))
+    return await detail(session, subject, case)
 
 
 async def count_overdue(database: Database) -> int:

@@ -48,11 +48,9 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     review_interval_days: int = Field(30, ge=1, description="Days between reviews of a plan being carried out.")
     closure_decision_working_days: int = Field(2, ge=1, description="Chairman's decision on ending a plan.")
 
-    # The periodic deadline check, and how far ahead `me/work` warns of deadlines.
+    # The periodic deadline check.
     deadline_check_seconds: float = Field(60.0, gt=0)
     deadline_check_batch: int = Field(500, ge=1)
-    work_horizon_hours: int = Field(48, ge=1)
-    work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
 
     # The papers (docs/forms/README.md): a province's own templates, tried before the shipped ones; the numbering.
     forms_template_dir: str | None = Field(None, description="Directory of templates that replace the shipped ones.")

@@ -8,6 +8,12 @@ Scopes say which objects an allowed action reaches, relative to the caller's jur
 - INVOLVED: cases inside the jurisdiction that involve the caller's agency (a task or referral to it).
 - OWN: objects the caller created (a hotline operator reads back only its own intakes).
 - MATCH: the hotline's narrow view of the registry: find a child to attach to a report, nothing more.
+- SUMMARY: oversight of the cases inside the jurisdiction as summaries: state, dates, categories, deadlines, never
+  the reporter's identity, the child's name or any free text (Law on Children Art. 21; Decree 56 Art. 33).
+
+Since the 2025 reorganisation child affairs sit with the Department of Health (Sở Y tế). Need-to-know decides the
+roles: a `health_officer` works on the cases its agency has a task or referral in, like the police; the provincial
+oversight of the cases (quản lý nhà nước về trẻ em) is its own role, `province_child_affairs`, which sees summaries.
 """
 
 from enum import StrEnum
@@ -22,6 +28,7 @@ class Role(StrEnum):
     EDUCATION_OFFICER = "education_officer"
     JUSTICE_OFFICER = "justice_officer"
     PROVINCE_STATISTICIAN = "province_statistician"
+    PROVINCE_CHILD_AFFAIRS = "province_child_affairs"
     ADMIN = "admin"
     SERVICE = "service"
 
@@ -45,6 +52,7 @@ class Scope(StrEnum):
     INVOLVED = "involved"
     OWN = "own"
     MATCH = "match"
+    SUMMARY = "summary"
 
 
 class Action(StrEnum):
@@ -72,6 +80,8 @@ class Action(StrEnum):
     CASE_TRANSFER = "case:transfer"
     CASE_NOTE = "case:note"
     CASE_LINK_CHILD = "case:link_child"
+    CASE_CONSENT = "case:consent"
+    CASE_DISCLOSE = "case:disclose"
     TASK_UPDATE = "task:update"
     WORK_READ = "work:read"
     # case files (attachments)
@@ -95,7 +105,7 @@ class Action(StrEnum):
     KEY_ROTATE = "key:rotate"
 
 
-J, INV, OWN, MATCH = Scope.JURISDICTION, Scope.INVOLVED, Scope.OWN, Scope.MATCH
+J, INV, OWN, MATCH, SUMMARY = Scope.JURISDICTION, Scope.INVOLVED, Scope.OWN, Scope.MATCH, Scope.SUMMARY
 
 PERMISSIONS: dict[Role, dict[Action, Scope]] = {
     Role.HOTLINE_OPERATOR: {
@@ -126,6 +136,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_TRANSFER: J,
         Action.CASE_NOTE: J,
         Action.CASE_LINK_CHILD: J,
+        Action.CASE_CONSENT: J,
+        Action.CASE_DISCLOSE: J,
         Action.TASK_UPDATE: J,
         Action.WORK_READ: J,
         Action.ATTACHMENT_UPLOAD: J,
@@ -148,6 +160,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_APPROVE: J,
         Action.CASE_CLOSE: J,
         Action.CASE_NOTE: J,
+        Action.CASE_CONSENT: J,
+        Action.CASE_DISCLOSE: J,
         Action.WORK_READ: J,
         Action.STATS_READ: J,
         Action.ATTACHMENT_UPLOAD: J,
@@ -157,11 +171,12 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.DOCUMENT_READ: J,
         Action.FORM_PRINT: J,
     },
+    # Need-to-know: a health officer, at any level, reads a case only through a task or referral to its agency.
     Role.HEALTH_OFFICER: {
         Action.CHILD_READ: INV,
         Action.LOCATION_READ: J,
         Action.CASE_CREATE: J,
-        Action.CASE_READ: J,
+        Action.CASE_READ: INV,
         Action.CASE_NOTE: INV,
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,
@@ -215,6 +230,12 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.LOCATION_READ: J,
         Action.STATS_READ: J,
     },
+    # The Department of Health's oversight of the province's cases: summaries, timeliness, figures; no registry.
+    Role.PROVINCE_CHILD_AFFAIRS: {
+        Action.LOCATION_READ: J,
+        Action.CASE_READ: SUMMARY,
+        Action.STATS_READ: J,
+    },
     Role.ADMIN: {
         Action.LOCATION_READ: J,
         Action.USER_ADMIN: J,
@@ -242,6 +263,7 @@ ROLE_JURISDICTION_LEVELS: dict[Role, tuple[str, ...]] = {
     Role.EDUCATION_OFFICER: ("province", "commune"),
     Role.JUSTICE_OFFICER: ("province", "commune"),
     Role.PROVINCE_STATISTICIAN: ("province", "national"),
+    Role.PROVINCE_CHILD_AFFAIRS: ("province", "national"),
     Role.ADMIN: ("national", "province"),
     Role.SERVICE: ("national",),
 }
@@ -255,6 +277,7 @@ ROLE_AGENCY: dict[Role, Agency] = {
     Role.EDUCATION_OFFICER: Agency.EDUCATION,
     Role.JUSTICE_OFFICER: Agency.JUSTICE,
     Role.PROVINCE_STATISTICIAN: Agency.STATISTICS,
+    Role.PROVINCE_CHILD_AFFAIRS: Agency.HEALTH,
     Role.ADMIN: Agency.SYSTEM,
     Role.SERVICE: Agency.SYSTEM,
 }
@@ -276,6 +299,9 @@ ROLE_AGENCIES: dict[Role, tuple[Agency, ...]] = {
     Role.EDUCATION_OFFICER: (Agency.EDUCATION,),
     Role.JUSTICE_OFFICER: (Agency.JUSTICE,),
     Role.PROVINCE_STATISTICIAN: (Agency.STATISTICS,),
+    # Child affairs moved to the Department of Health in 2025 (before: the Department of Labour, Invalids and
+    # Social Affairs, whose social services remain an allowed placement).
+    Role.PROVINCE_CHILD_AFFAIRS: (Agency.HEALTH, Agency.SOCIAL_SERVICES),
     Role.ADMIN: (Agency.SYSTEM,),
     Role.SERVICE: (Agency.SYSTEM,),
 }

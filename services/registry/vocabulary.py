@@ -6,6 +6,7 @@ them: codes are part of the contract with the frontends and the statistics.
 
 from enum import StrEnum
 
+from services.common.guardians import Relationship
 from services.common.vocabulary import Vocabulary, from_enum
 
 
@@ -21,28 +22,6 @@ class ChildStatus(StrEnum):
     MOVED_AWAY = "moved_away"
     DECEASED = "deceased"
     AGED_OUT = "aged_out"
-
-
-class Relationship(StrEnum):
-    """How a guardian or carer is related to the child (quan hệ với trẻ em). A case names which guardian is the
-    alleged perpetrator by the guardian's id; the registry never records it."""
-
-    MOTHER = "mother"
-    FATHER = "father"
-    STEP_MOTHER = "step_mother"
-    STEP_FATHER = "step_father"
-    ADOPTIVE_PARENT = "adoptive_parent"
-    PATERNAL_GRANDFATHER = "paternal_grandfather"
-    PATERNAL_GRANDMOTHER = "paternal_grandmother"
-    MATERNAL_GRANDFATHER = "maternal_grandfather"
-    MATERNAL_GRANDMOTHER = "maternal_grandmother"
-    GRANDPARENT = "grandparent"
-    SIBLING = "sibling"
-    AUNT_UNCLE = "aunt_uncle"
-    RELATIVE = "relative"
-    FOSTER_PARENT = "foster_parent"
-    GUARDIAN = "guardian"
-    OTHER = "other"
 
 
 class SchoolLevel(StrEnum):

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from services.cases import workflow
 from services.common.db import Database
 from tests.cases.conftest import Cases
 from tests.cases.samples import FORMS, intake
 from tests.helpers import DEMO_COMMUNE, OTHER_COMMUNE, OTHER_PROVINCE, Api
+from tests.registry.conftest import next_commune
 
 
 async def new_case(cases: Cases, headers: dict[str, str], **changes: object) -> dict:
@@ -27,7 +29,7 @@ async def test_actions_need_a_fresh_etag_and_a_legal_state(api: Api, cases: Case
     assert missing.status_code == 428
     assert missing.headers["content-type"].startswith("application/problem+json")
     stale = await api.client.post(url, json={}, headers=officer | {"If-Match": '"7"'})
-    assert stale.status_code == 412 and stale.json()["current_etag"] == '"1"'
+    assert stale.status_code == 412 and stale.json()["current_etag"] == '"1.0.0"'  # version 1, no tasks
 
     illegal = await cases.act(officer, case["id"], "submit_plan")
     assert illegal.status_code == 409
@@ -58,7 +60,7 @@ async def test_two_officers_acting_at_once_never_both_win(api: Api, cases: Cases
         cases.act(officer, case["id"], "begin_assessment", etag=etag),
     )
     assert sorted(r.status_code for r in results) == [200, 412, 412]
-    history = (await api.client.get(f"/cases/v1/cases/{case['id']}/history", headers=officer)).json()
+    history = (await api.client.get(f"/cases/v1/cases/{case['id']}/history", headers=officer)).json()["items"]
     assert [h["version"] for h in history] == [1, 2]
 
 
@@ -68,8 +70,15 @@ async def test_the_same_idempotency_key_returns_the_same_case_even_in_a_race(api
     results = await asyncio.gather(*(cases.create(hotline, intake(), key=key) for _ in range(8)))
     assert sorted(r.status_code for r in results) == [200] * 7 + [201]
     assert len({r.json()["id"] for r in results}) == 1
+    assert all((r.headers.get("idempotent-replayed") == "true") == (r.status_code == 200) for r in results)
     other_key = await cases.create(hotline, intake(), key=f"{key}-2")
     assert other_key.status_code == 201 and other_key.json()["id"] != results[0].json()["id"]
+    # The same key with another body is not a retry: 422, and nothing written.
+    changed = await cases.create(hotline, intake(description="Another report altogether."), key=key)
+    assert changed.status_code == 422, changed.text
+    assert changed.headers["content-type"].startswith("application/problem+json")
+    assert changed.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert "idempotent-replayed" not in changed.headers
 
 
 async def test_intake_refuses_bad_data_and_wrong_places(api: Api, cases: Cases) -> None:
@@ -161,23 +170,21 @@ async def test_agencies_see_what_involves_them_and_only_their_part(api: Api, cas
     seen = await cases.get(police, case["id"])
     assert seen.status_code == 200
     assert seen.json()["reporter"] is None and [t["kind"] for t in seen.json()["tasks"]] == ["referral"]
-    police_notes = (await api.client.get(notes, headers=police)).json()
+    police_notes = (await api.client.get(notes, headers=police)).json()["items"]
     assert [n["text"] for n in police_notes] == ["Interview on Monday."]
     own = await api.client.post(notes, json={"text": "Statement taken."}, headers=police)
     assert own.status_code == 201
-    assert len((await api.client.get(notes, headers=police)).json()) == 2
-    assert len((await api.client.get(notes, headers=officer)).json()) == 3
+    assert len((await api.client.get(notes, headers=police)).json()["items"]) == 2
+    assert len((await api.client.get(notes, headers=officer)).json()["items"]) == 3
 
     assert (await cases.get(police, quiet["id"])).status_code == 404
     assert (await cases.get(other_police, case["id"])).status_code == 404
     assert (await cases.get(education, case["id"])).status_code == 404
     assert (await api.client.post(notes, json={"text": "x"}, headers=education)).status_code == 404
 
-    # The provincial health department oversees every case of its province, without the reporter or tasks.
-    overseen = await cases.get(health, quiet["id"])
-    assert overseen.status_code == 200 and overseen.json()["reporter"] is None
-    history = (await api.client.get(f"/cases/v1/cases/{case['id']}/history", headers=health)).json()
-    assert history[0]["action"] == "receive" and history[0]["data"] is None
+    # A health officer, even of the province, reads only the cases its agency has a task in (need-to-know).
+    assert (await cases.get(health, quiet["id"])).status_code == 404
+    assert (await cases.get(health, case["id"])).status_code == 404
 
 
 async def test_tasks_are_updated_by_their_agency_only(api: Api, cases: Cases) -> None:
@@ -203,9 +210,12 @@ async def test_tasks_are_updated_by_their_agency_only(api: Api, cases: Cases) ->
     assert stale.status_code == 412
     assert (await api.client.patch(url, json={}, headers=health | {"If-Match": '"2"'})).status_code == 422
 
-    work = (await api.client.get("/cases/v1/me/work", headers=health)).json()
-    assert health_task["id"] in [t["id"] for t in work["tasks"]]
-    assert all(t["agency"] == "health" for t in work["tasks"])
+    work = (await api.client.get("/cases/v1/me/work", headers=health, params={"limit": 200})).json()["items"]
+    assert health_task["id"] in [w["id"] for w in work if w["kind"] == "task"]
+    assert {w["kind"] for w in work} == {"task"}  # a health officer leads no case and takes no decision
+    mine = next(w for w in work if w["id"] == health_task["id"])
+    assert mine["case_id"] == case["id"] and mine["child_first_name"] == "Lan" and mine["child_age_years"] == 9
+    assert mine["task_status"] == "in_progress" and mine["task_version"] == 2
 
 
 async def test_task_status_rules_and_the_review_guard(api: Api, cases: Cases) -> None:
@@ -255,15 +265,25 @@ async def test_task_status_rules_and_the_review_guard(api: Api, cases: Cases) ->
 
 
 async def test_my_work_lists_approvals_and_deadlines(api: Api, cases: Cases) -> None:
-    officer = await api.as_demo("child_protection_officer")
-    chairman = await api.commune_user("commune_chairman", DEMO_COMMUNE)
-    case = await new_case(cases, officer)
-    officer_work = (await api.client.get("/cases/v1/me/work", headers=officer)).json()
-    assert any(d["case_id"] == case["id"] and d["deadline"] == "assessment" for d in officer_work["deadlines"])
+    commune = next_commune()  # a commune of its own: its work list holds this test's case only
+    officer = await api.commune_user("child_protection_officer", commune)
+    chairman = await api.commune_user("commune_chairman", commune)
+    case = await new_case(cases, officer, commune=commune)
+    officer_work = (await api.client.get("/cases/v1/me/work", headers=officer, params={"limit": 200})).json()
+    row = next(w for w in officer_work["items"] if w["case_id"] == case["id"])
+    assert (row["kind"], row["name"], row["overdue"]) == ("deadline", "assessment", False)
+    # The step that meets the deadline: the initial assessment (Form 02), whichever way it goes.
+    assert row["step"] == next(s.action for s in workflow.TRANSITIONS if workflow.Deadline.ASSESSMENT in s.stops)
+    assert row["state"] == "received" and row["state_label"] == "Đã tiếp nhận"
+    assert row["commune_code"] == commune and row["commune_name"] and row["child_first_name"] == "Lan"
     for action in ("begin_assessment", "assess_no_emergency", "complete_specific_assessment", "submit_plan"):
         await cases.step(officer, case["id"], action)
-    chairman_work = (await api.client.get("/cases/v1/me/work", headers=chairman)).json()
-    assert case["id"] in [c["id"] for c in chairman_work["approvals"]]
+    chairman_work = (await api.client.get("/cases/v1/me/work", headers=chairman, params={"limit": 200})).json()
+    decision = next(w for w in chairman_work["items"] if w["case_id"] == case["id"] and w["kind"] == "decision")
+    assert decision["actions"] == ["approve_plan", "return_plan"] and decision["due_at"] is not None
+    # Every running deadline of the case: the chairman leads it too.
+    assert {w["name"] for w in chairman_work["items"] if w["case_id"] == case["id"] and w["kind"] == "deadline"} \
+        == {d["name"] for d in (await cases.get(chairman, case["id"])).json()["deadlines"] if d["running"]}
     hotline = await api.as_demo("hotline_operator")
     assert (await api.client.get("/cases/v1/me/work", headers=hotline)).status_code == 403
 

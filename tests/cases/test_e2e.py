@@ -89,7 +89,7 @@ async def test_abused_child_handed_over_protected_separated_reviewed_and_closed(
     assert handed.json()["commune_code"] == OTHER_COMMUNE and handed.json()["province_code"] == OTHER_PROVINCE
     assert handed.json()["allowed_actions"] == []  # what the old commune no longer has is not advertised
     assert (await cases.get(officer, case_id)).status_code == 404
-    trace = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=officer)).json()
+    trace = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=officer)).json()["items"]
     assert [h["action"] for h in trace] == ["receive", "record_emergency_measure", "begin_assessment",
                                             "assess_emergency", "end_emergency_protection", "hand_over"]
     assert {h["commune_code"] for h in trace} == {DEMO_COMMUNE}
@@ -171,6 +171,14 @@ async def test_abused_child_handed_over_protected_separated_reviewed_and_closed(
     assert await service.check_deadlines(cases_db, cases_settings) == 0
     overdue = await api.client.get("/cases/v1/cases", params={"overdue": "true"}, headers=resident_chairman)
     assert case_id in [c["id"] for c in overdue.json()["items"]]
+    # The receiving commune's chairman has the missed review in the work list; the province's oversight sees it.
+    work = (await api.client.get("/cases/v1/me/work", headers=resident_chairman,
+                                 params={"limit": 200})).json()["items"]
+    assert any(w["case_id"] == case_id and w["kind"] == "deadline" and w["name"] == "review" and w["overdue"]
+               for w in work)
+    supervisor = await api.province_user("province_child_affairs", OTHER_PROVINCE)
+    supervised = await api.client.get("/cases/v1/cases", params={"overdue": "true"}, headers=supervisor)
+    assert case_id in [c["id"] for c in supervised.json()["items"]]
 
     waived = await patch_task(api, resident_officer, stuck.json(),
                               {"status": "waived", "reason": "Therapy given by the provincial centre instead."})
@@ -196,13 +204,14 @@ async def test_abused_child_handed_over_protected_separated_reviewed_and_closed(
     assert (await patch_task(api, resident_police, done_task, {"note": "after"})).status_code == 409
 
     # The whole history, one entry per version, in order, across both communes.
-    history = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=resident_officer)).json()
+    history = (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=resident_officer,
+                                    params={"limit": 200})).json()["items"]
     assert [h["version"] for h in history] == list(range(1, closed["version"] + 1))
     assert {"hand_over", "separate_child", "extend_separation", "deadline_missed", "propose_closure",
             "close"} <= {h["action"] for h in history}
     for before, after in itertools.pairwise(history):
         assert after["from_state"] == before["to_state"]
-    assert (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=officer)).json() == trace
+    assert (await api.client.get(f"/cases/v1/cases/{case_id}/history", headers=officer)).json()["items"] == trace
 
     # Events: one snapshot per version, with what reporting reads (contract C3) and no personal data.
     events = await feed(api, case_id)

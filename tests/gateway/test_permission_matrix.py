@@ -68,6 +68,12 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("PATCH", "/cases/v1/tasks/{task_id}"): 422,
     ("POST", "/cases/v1/cases/{case_id}/link-child"): 422,
     ("GET", "/cases/v1/me/work"): 200,
+    ("PUT", "/cases/v1/cases/{case_id}/alleged-perpetrator"): 422,  # neither a guardian nor a relationship
+    ("POST", "/cases/v1/cases/{case_id}/consents"): 422,
+    ("GET", "/cases/v1/cases/{case_id}/consents"): 404,
+    ("POST", "/cases/v1/cases/{case_id}/consents/{consent_id}/withdraw"): 404,
+    ("POST", "/cases/v1/cases/{case_id}/disclosures"): 422,
+    ("GET", "/cases/v1/cases/{case_id}/disclosures"): 404,
     ("POST", "/cases/v1/cases/{case_id}/attachments"): 415,  # JSON, not a multipart file
     ("GET", "/cases/v1/cases/{case_id}/attachments"): 404,
     ("POST", "/cases/v1/cases/{case_id}/attachment-uploads"): 422,

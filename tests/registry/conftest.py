@@ -101,15 +101,3 @@ def new_uuid() -> str:
 def stack_db(stack: Stack) -> str:
     """The registry's database of the running stack, as an asyncpg DSN."""
     return stack.database_url("registry").replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def require_involvement_by_commune(api: Api) -> None:
-    """Skip unless the running cases service answers contract 4's `commune=` question (docs/registry.md): the
-    registry sends it, and a cases service without it refuses the unknown parameter. The cases stream provides it."""
-    token = await api.service_token("registry", "cases:service_read")
-    async with httpx.AsyncClient(base_url=api.stack.url("cases")) as direct:
-        probe = await direct.get("/internal/v1/involvement", headers={"Authorization": f"Bearer {token}"}, params={
-            "purpose": f"case:{uuid.uuid4()}", "agency": "peoples_committee", "child_id": str(uuid.uuid4()),
-            "commune": DEMO_COMMUNE})
-    if probe.status_code != 200:
-        pytest.skip("the cases service here does not answer involvement by commune yet (contract 4)")

@@ -6,7 +6,8 @@ from datetime import date, timedelta
 
 import httpx
 
-from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE, Api, report_about
+from tests.helpers import OTHER_COMMUNE, OTHER_PROVINCE, Api
+from tests.involvement import case_involving
 from tests.registry.conftest import Registry, id_number, new_uuid, next_commune, province_user, unique_name
 
 FULL = {
@@ -130,14 +131,13 @@ async def test_each_agency_sees_its_fields_for_a_purpose(api: Api, registry: Reg
         "education_officer": ({"school_name", "school_status"}, {"health_insurance_number", "guardians"}),
         "police_officer": ({"guardians", "address"}, {"school_name", "health_insurance_number"}),
     }
-    # Each agency is involved in a case about the child (`report_about`: the police by the statutory referral of a
-    # sexual-abuse report) and names that case as the purpose of its read.
-    police_case = await report_about(api, await province_user(api, "police_officer"), registry.commune, child["id"],
-                                     ("sexual_abuse",))
+    # Each agency is involved in a case about the child (the police by the statutory referral of a sexual-abuse
+    # report, the others by a task of the approved plan) and names that case as the purpose of its read.
+    police_case = await case_involving(api, registry.commune, child["id"], "police", registry.officer)
     for role, (seen, hidden) in expectations.items():
         headers = await province_user(api, role)
         case = police_case if role == "police_officer" else \
-            await report_about(api, headers, registry.commune, child["id"])
+            await case_involving(api, registry.commune, child["id"], role.removesuffix("_officer"), registry.officer)
         assert (await registry.get(child["id"], headers=headers)).status_code == 400  # no purpose
         response = await registry.get(child["id"], headers=headers, purpose=f"case:{case}")
         assert response.status_code == 200, response.text
@@ -382,7 +382,7 @@ async def test_export_neutralises_formulas_and_is_audited(api: Api, registry: Re
 async def test_reads_are_audited_with_their_purpose(api: Api, registry: Registry, stack_db: str) -> None:
     child = await registry.created()
     health = await province_user(api, "health_officer")
-    case = await report_about(api, health, registry.commune, child["id"])
+    case = await case_involving(api, registry.commune, child["id"], "health", registry.officer)
     assert (await registry.get(child["id"], headers=health, purpose=f"case:{case}")).status_code == 200
     import asyncpg
 

@@ -16,7 +16,6 @@ from tests.registry.conftest import (
     id_number,
     new_uuid,
     next_commune,
-    require_involvement_by_commune,
     unique_name,
 )
 
@@ -118,7 +117,6 @@ async def test_reads_out_of_reach_are_404_and_tell_nothing(api: Api, registry: R
     assert created_elsewhere.status_code == 404
     # Naming a case: the cases service is asked before the record is looked at, so an unknown id and a child out
     # of reach get the same answer.
-    await require_involvement_by_commune(api)
     case = f"case:{new_uuid()}"
     out_of_reach = await registry.get(child["id"], headers=stranger, purpose=case)
     unknown = await registry.get(new_uuid(), headers=stranger, purpose=case)
@@ -303,7 +301,6 @@ async def test_hotline_matches_are_limited_per_operator_and_audited(api: Api, re
 
 async def test_the_commune_leading_a_case_reads_the_child_read_only(api: Api, registry: Registry,
                                                                    stack_db: str) -> None:
-    await require_involvement_by_commune(api)
     child = await registry.created(address="Số 7 Ngõ Huế")
     leading = await api.commune_user("child_protection_officer", OTHER_COMMUNE)
     chairman = await api.commune_user("commune_chairman", OTHER_COMMUNE)

@@ -72,11 +72,11 @@ async def test_police_see_a_case_without_the_reporter_or_the_managers_notes(worl
         assert case.status_code == 200
         body = case.json()
         assert body["reporter"] is None and body["plan"] is None
-        notes = (await world.client.get(f"/cases/v1/cases/{case_id}/notes", headers=agency)).json()
+        notes = (await world.client.get(f"/cases/v1/cases/{case_id}/notes", headers=agency)).json()["items"]
         assert SHARED_NOTE in [n["text"] for n in notes] and MANAGER_NOTE not in [n["text"] for n in notes]
-        history = (await world.client.get(f"/cases/v1/cases/{case_id}/history", headers=agency)).json()
+        history = (await world.client.get(f"/cases/v1/cases/{case_id}/history", headers=agency)).json()["items"]
         assert history and all(entry["data"] is None for entry in history)
-        tasks = (await world.client.get(f"/cases/v1/cases/{case_id}/tasks", headers=agency)).json()
+        tasks = (await world.client.get(f"/cases/v1/cases/{case_id}/tasks", headers=agency)).json()["items"]
         for text in (case.text, str(notes), str(history), str(tasks)):
             assert SENTINEL_REPORTER not in text and "0987654321" not in text and MANAGER_NOTE not in text
     police_case = (await world.client.get(f"/cases/v1/cases/{case_id}", headers=world.police)).json()
@@ -91,7 +91,7 @@ async def test_the_hotline_sees_its_intake_but_not_the_communes_work(world: Worl
     own = (await world.client.get(f"/cases/v1/cases/{case_id}", headers=world.hotline)).json()
     assert own["reporter"]["name"] == SENTINEL_REPORTER  # its own intake's reporter
     assert own["plan"] is None and own["tasks"] == []
-    notes = (await world.client.get(f"/cases/v1/cases/{case_id}/notes", headers=world.hotline)).json()
+    notes = (await world.client.get(f"/cases/v1/cases/{case_id}/notes", headers=world.hotline)).json()["items"]
     assert MANAGER_NOTE not in [n["text"] for n in notes]
 
 

@@ -83,7 +83,7 @@ async def test_actions_tasks_and_notes_cannot_set_state_owner_or_version(world: 
         assert note.status_code == 422, (smuggled, note.text)
     after = await client.get(case_url, headers=b.officer)
     assert after.json() == before.json()
-    notes = (await client.get(f"{case_url}/notes", headers=b.officer)).json()
+    notes = (await client.get(f"{case_url}/notes", headers=b.officer)).json()["items"]
     assert "Ghi chú" not in [n["text"] for n in notes]
 
 

@@ -1,0 +1,42 @@
+"""What a list screen shows of a case beside its codes: the commune's name, the state's label, the child's first
+name and age, the next due time. Rows of the case list and of the work list carry them, so a frontend needs no
+request per row."""
+
+from services.cases import workflow
+from services.cases.vocabulary import Deadline, State
+from services.common.locations import communes
+from services.common.vocabulary import Vocabulary, from_enum
+
+STATES: Vocabulary = from_enum("case_state", State, {
+    "received": ("Đã tiếp nhận", "Received"),
+    "assessing": ("Đang đánh giá ban đầu", "Initial assessment"),
+    "emergency_protection": ("Bảo vệ khẩn cấp", "Emergency protection"),
+    "specific_assessment": ("Đang đánh giá chi tiết", "Specific assessment"),
+    "plan_drafting": ("Đang xây dựng kế hoạch", "Drafting the plan"),
+    "awaiting_approval": ("Chờ phê duyệt kế hoạch", "Plan awaiting approval"),
+    "plan_returned": ("Kế hoạch bị trả lại", "Plan returned"),
+    "implementing": ("Đang thực hiện kế hoạch", "Plan in progress"),
+    "reviewing": ("Đang rà soát, đánh giá", "Review"),
+    "awaiting_closure": ("Chờ quyết định kết thúc", "Awaiting the closure decision"),
+    "closed": ("Đã kết thúc", "Closed"),
+}, vi="Trạng thái hồ sơ", en="Case state", source="Nghị định 56/2017/NĐ-CP, Điều 25-30")
+
+
+def state_label(state: str, language: str = "vi") -> str:
+    return STATES.label(state, language)
+
+
+def commune_name(code: str) -> str | None:
+    commune = communes().get(code)
+    return commune.name if commune else None
+
+
+def step_of(kind: str, name: str, actions: list[str]) -> str | None:
+    """The workflow action a row of the work list asks for, from the table: the decision's first action, or the
+    step that meets the deadline; a task is done on the task itself (none)."""
+    if kind == "decision":
+        return actions[0]
+    if kind == "deadline" and name in Deadline.__members__.values():
+        return next((step.action for step in workflow.TRANSITIONS
+                     if Deadline(name) in step.stops and step.target != State.CLOSED), None)
+    return None
