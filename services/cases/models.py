@@ -6,7 +6,7 @@ details, free text) stays in these tables and never leaves in events or logs.
 """
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,10 +29,7 @@ from sqlmodel import Field, SQLModel
 from services.common.audit import AuditLog
 from services.common.db import new_metadata
 from services.common.outbox import Outbox
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from services.common.sync import SyncLog
 
 
 class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
@@ -42,6 +39,7 @@ class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
 metadata = CasesTable.metadata
 outbox = Outbox(metadata, source="cases")
 audit = AuditLog(metadata)
+sync_log = SyncLog(metadata)  # written by triggers (migration 6a1f3c2e9b7d): a case, its tasks and notes
 
 
 def _case_fk() -> Any:

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.cases import service, workflow
 from services.cases.registry import RegistryClient
@@ -163,16 +163,6 @@ async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUI
     return [HistoryEntry(version=e.version, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, agency=e.agency,
                          action=e.action, from_state=e.from_state, to_state=e.to_state,
                          data=e.data if with_data else None) for e in entries]
-
-
-@router.post("/cases/{case_id}/actions/{action}", response_model=CaseRead, responses=PROBLEMS,
-             summary="Take a workflow action; the body is the form the action requires (see GET /v1/workflow)")
-async def take_action(
-    session: DbSession, subject: CaseReader, settings: Settings, case_id: uuid.UUID, action: str,
-    if_match: IfMatch = None, body: Annotated[dict[str, Any] | None, Body()] = None,
-) -> Response:
-    return case_response(await service.take_action(session, subject, case_id, action, body or {}, if_match,
-                                                   settings))
 
 
 @router.post("/cases/{case_id}/notes", response_model=NoteRead, status_code=201, responses=PROBLEMS)

@@ -1,7 +1,7 @@
 """Cases API shapes: the intake (Form 01), what each caller may read back, tasks, notes and the work list."""
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +16,9 @@ from services.cases.vocabulary import (
     PerpetratorRelationship,
     TaskStatus,
 )
+from services.common.clock import utcnow
 from services.common.locations import is_commune
+from services.common.sync import SyncItem, SyncPage
 
 
 class Strict(BaseModel):
@@ -80,7 +82,7 @@ class CaseCreate(Strict):
     @field_validator("incident_date")
     @classmethod
     def _not_future(cls, value: date | None) -> date | None:
-        if value is not None and value > datetime.now(UTC).date():
+        if value is not None and value > utcnow().date():
             raise ValueError("the incident date is in the future")
         return value
 
@@ -261,3 +263,19 @@ class StepRead(BaseModel):
     starts: list[str]
     stops: list[str]
     legal_step: str
+
+
+class CaseReplica(BaseModel):
+    """A case as a phone keeps it (offline sync): the case as `GET /v1/cases/{id}` answers it to you, with its
+    tasks, and the notes you see."""
+
+    case: CaseRead
+    notes: list[NoteRead]
+
+
+class CaseChange(SyncItem[CaseReplica]):
+    """A case that changed: its replica, or a tombstone when it left your reach."""
+
+
+class CaseChangePage(SyncPage[CaseChange]):
+    """Changes of the cases you can see, in the order they were made."""

@@ -5,7 +5,7 @@ check, and links to the registry. Every read goes through `access.readable`; eve
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import cache
 from typing import Any
 
@@ -33,28 +33,27 @@ from services.cases.settings import CasesSettings
 from services.cases.vocabulary import AbuseForm, Deadline, State, TaskAgency, TaskStatus
 from services.common.age import age_group
 from services.common.auth import Jurisdiction, Subject
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import (
     BadRequest,
     Forbidden,
     InvalidTransition,
     NotFound,
-    PreconditionFailed,
     PreconditionRequired,
     UnprocessableContent,
 )
+from services.common.links import public_path
 from services.common.locations import province_of
 from services.common.pagination import decode_cursor, encode_cursor
 from services.common.permissions import Action, Agency, Role, Scope
+from services.common.preconditions import etag as version_tag
+from services.common.preconditions import require_match
 
 S = State
 OPEN_TASK_STATUSES = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
 SYSTEM = Subject(id="cases:deadline-check", role=Role.SERVICE, agency=Agency.SYSTEM,
                  jurisdiction=Jurisdiction(level="national"), token_id="")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------------------------------------- snapshots
@@ -85,15 +84,12 @@ async def deadlines_of(session: AsyncSession, case_id: uuid.UUID) -> list[CaseDe
 
 
 def etag(version: int) -> str:
-    return f'"{version}"'
+    return version_tag(version)
 
 
-def check_precondition(if_match: str | None, version: int) -> None:
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if str(version) not in wanted:
-        raise PreconditionFailed("the case changed since you read it; read it again", current_etag=etag(version))
+def check_case_version(if_match: str | None, case: Case) -> None:
+    """412 with the current version and a link to it when the case changed since the caller read it."""
+    require_match(if_match, etag(case.version), what="case", location=public_path(f"/v1/cases/{case.id}"))
 
 
 def _record(session: AsyncSession, case: Case, subject: Subject, action: str, previous: str | None,
@@ -321,7 +317,7 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     # The row lock makes two officers acting at once queue; the second then fails the version check.
     case = await _reachable(session, subject, case_id, step.permission, lock=True)
-    check_precondition(if_match, case.version)
+    check_case_version(if_match, case)
     deadlines = await deadlines_of(session, case.id)
     running = {Deadline(d.name): d for d in deadlines if d.running}
     position = workflow.Position(State(case.state), frozenset(running))
@@ -462,7 +458,8 @@ async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUI
     task = (await session.execute(query)).scalar_one_or_none()
     if task is None:
         raise NotFound("no such task")
-    check_precondition(if_match, task.version)
+    require_match(if_match, etag(task.version), what="task",
+                  location=public_path(f"/v1/cases/{task.case_id}/tasks"))
     if task.status == TaskStatus.CANCELLED.value:
         raise InvalidTransition("the task was cancelled", task_status=task.status)
     now = utcnow()
@@ -601,7 +598,7 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
     if not if_match:
         raise PreconditionRequired("send If-Match with the ETag of the version you read")
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
-    check_precondition(if_match, case.version)
+    check_case_version(if_match, case)
     if case.state == S.CLOSED.value:
         raise InvalidTransition("a closed case cannot be linked", state=case.state, allowed_actions=[])
     # The registry call happens before the row lock, so a slow registry never holds the case.
@@ -616,7 +613,7 @@ async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID
             raise NotFound("no such commune in your jurisdiction")
         child_id = await registry.register_child(data.new_child)
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD, lock=True)
-    check_precondition(if_match, case.version)
+    check_case_version(if_match, case)
     now = utcnow()
     case.child_id = child_id
     case.version += 1

@@ -45,5 +45,10 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     work_horizon_hours: int = Field(48, ge=1)
     work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
 
+    # Offline sync (docs/clients.md): phones keep a closed case this long, then the feed sends its tombstone.
+    # Not fixed by law: the paper file stays with the commune; this bounds what a phone carries.
+    sync_closed_retention_days: int = Field(30, ge=0, description="Days a closed case stays on the phones.")
+    sync_expiry_seconds: float = Field(3600.0, gt=0, description="Between rounds of the closed-case expiry.")
+
     def secret_values(self) -> dict[str, str]:
         return super().secret_values() | self.object_store_required()

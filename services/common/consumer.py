@@ -8,7 +8,7 @@ same batch twice.
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clients import ServiceTokenProvider
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ServiceUnavailable
 from services.common.logging import get_logger
@@ -51,7 +52,7 @@ class FeedConsumer:
         feed (it holds the row): waiting for it would only hold a connection, and could outlast the lock timeout."""
         await session.execute(
             insert(self.cursors)
-            .values(feed=self.feed, position=0, updated_at=datetime.now(UTC))
+            .values(feed=self.feed, position=0, updated_at=utcnow())
             .on_conflict_do_nothing(index_elements=["feed"])
         )
         row = await session.execute(
@@ -81,9 +82,9 @@ class FeedConsumer:
             await session.execute(
                 self.cursors.update()
                 .where(self.cursors.c.feed == self.feed)
-                .values(position=page.next_cursor, updated_at=datetime.now(UTC))
+                .values(position=page.next_cursor, updated_at=utcnow())
             )
-        self.last_success = datetime.now(UTC)
+        self.last_success = utcnow()
         FEED_POSITION.labels(self.feed).set(page.next_cursor)
         behind = (self.last_success - page.events[-1].occurred_at).total_seconds() if page.has_more else 0.0
         FEED_LAG_SECONDS.labels(self.feed).set(behind)
