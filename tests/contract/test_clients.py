@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from scripts.stack import ROOT
+from services.cases import workflow
+from services.cases.workflow_routes import camel
 from tests.cases.samples import FORMS, intake
 from tests.helpers import Api
 
@@ -40,8 +42,9 @@ WALK: list[tuple[str, str]] = [
 INVALID_INTAKE = {"incident_commune_code": "7", "abuse_forms": []}  # merged into a valid intake: two bad fields
 
 
-def step_body(action: str) -> dict[str, Any]:
-    return FORMS[action]
+def step_body(client: "Generated", action: str) -> Any:
+    """The step's form as the generated client's model of it: the schema the typed route names."""
+    return client.model(workflow.STEPS[action].form.__name__).from_dict(FORMS[action])
 
 
 def run(command: list[str], cwd: Path, timeout: float = 300) -> None:
@@ -141,9 +144,9 @@ def problem_of(answer: Any, status: int, model: type) -> Any:
 async def test_the_python_client_walks_a_hotline_report_to_closure(api: Api, python_client: ModuleType) -> None:
     client = Generated(python_client, str(api.client.base_url).rstrip("/"))
     Problem, CaseCreate = client.model("Problem"), client.model("CaseCreate")
-    ActionBody = client.model("TakeActionBodyType0")
     create_case, get_case = client.operation("createCase"), client.operation("getCase")
-    take_action = client.operation("takeAction")
+    # One operation per workflow action, named from the table: takeActionBeginAssessment, takeActionSubmitPlan, ...
+    take = {action: client.operation(f"takeAction{camel(action)}") for action in workflow.STEPS}
     roles = {role: await client.sign_in(role) for role in ("hotline_operator", *dict(WALK))}
 
     # Intake by the hotline; a resend with the same Idempotency-Key answers the same case.
@@ -170,17 +173,16 @@ async def test_the_python_client_walks_a_hotline_report_to_closure(api: Api, pyt
     assert read.status_code == 200, read.content
     etag, stale = read.headers["etag"], None
     for role, action in WALK:
-        answer = await take_action.asyncio_detailed(case_id, action, client=roles[role],
-                                                    body=ActionBody.from_dict(step_body(action)), if_match=etag)
+        answer = await take[action].asyncio_detailed(case_id, client=roles[role], body=step_body(client, action),
+                                                     if_match=etag)
         assert answer.status_code == 200, f"{action}: {answer.content!r}"
         stale, etag = etag, answer.headers["etag"]
         if action == "begin_assessment":
             # A deliberate 412: the same step sent again with the version it replaced.
-            again = await take_action.asyncio_detailed(case_id, "assess_no_emergency", client=roles[role],
-                                                       body=ActionBody.from_dict(step_body("assess_no_emergency")),
-                                                       if_match=stale)
+            again = await take["assess_no_emergency"].asyncio_detailed(
+                case_id, client=roles[role], body=step_body(client, "assess_no_emergency"), if_match=stale)
             conflict = problem_of(again, 412, Problem)
-            assert conflict["current_etag"] == etag
+            assert conflict["current_etag"] == etag and conflict["current"] == f"/cases/v1/cases/{case_id}"
             assert conflict.instance == f"/cases/v1/cases/{case_id}/actions/assess_no_emergency"
 
     closed = await get_case.asyncio_detailed(case_id, client=roles["commune_chairman"])
