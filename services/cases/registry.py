@@ -40,19 +40,14 @@ class RegistryClient:
 
     async def _call(self, method: str, path: str, json: dict[str, Any] | None = None,
                     params: dict[str, str] | None = None) -> httpx.Response:
-        for attempt in range(2):
-            try:
-                response = await self.client.request(method, f"{self.base_url}{path}", json=json, params=params,
-                                                     headers=await self.tokens.headers(), timeout=self.timeout)
-            except httpx.HTTPError as exc:
-                logger.warning("registry unavailable", extra={"error_type": type(exc).__name__})
-                raise ServiceUnavailable("the registry is unavailable; try again later",
-                                         headers={"Retry-After": "30"}) from exc
-            if response.status_code == 401 and attempt == 0:
-                self.tokens.invalidate()
-                continue
-            return response
-        return response
+        try:
+            # The kit renews the token once on a 401 (expired, or the signing key rotated).
+            return await self.tokens.request(method, f"{self.base_url}{path}", json=json, params=params,
+                                             timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            logger.warning("registry unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("the registry is unavailable; try again later",
+                                     headers={"Retry-After": "30"}) from exc
 
     @staticmethod
     def _child_id(response: httpx.Response, expected: int) -> uuid.UUID:

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, exists, func, or_, select, true, tuple_
+from sqlalchemy import and_, bindparam, exists, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +36,6 @@ from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import (
-    BadRequest,
     Forbidden,
     InvalidTransition,
     NotFound,
@@ -45,7 +44,7 @@ from services.common.errors import (
 )
 from services.common.links import public_path
 from services.common.locations import province_of
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import CursorTime, Keyset
 from services.common.permissions import Action, Agency, Role, Scope
 from services.common.preconditions import etag as version_tag
 from services.common.preconditions import require_match
@@ -254,6 +253,11 @@ async def get_case(session: AsyncSession, subject: Subject, case_id: uuid.UUID) 
     return await detail(session, subject, case)
 
 
+# Newest first; the id breaks ties between cases received at the same instant.
+CASE_PAGES: Keyset[tuple[Case, bool]] = Keyset(columns=(Case.received_at, Case.id), types=(CursorTime, uuid.UUID),
+                                               key=lambda row: (row[0].received_at, row[0].id), descending=True)
+
+
 def _overdue_condition() -> Any:
     return exists().where(CaseDeadline.case_id == Case.id, CaseDeadline.missed_at.is_not(None),
                           CaseDeadline.met_at.is_(None), CaseDeadline.cancelled_at.is_(None))
@@ -262,24 +266,13 @@ def _overdue_condition() -> Any:
 async def list_cases(session: AsyncSession, subject: Subject, *, state: State | None, overdue: bool | None,
                      cursor: str | None, limit: int) -> tuple[list[tuple[Case, bool]], str | None]:
     overdue_flag = _overdue_condition().label("overdue")
-    query = readable(subject).add_columns(overdue_flag).order_by(Case.received_at.desc(), Case.id.desc())
+    query = readable(subject).add_columns(overdue_flag)
     if state is not None:
         query = query.where(Case.state == state.value)
     if overdue is not None:
         query = query.where(_overdue_condition() if overdue else ~_overdue_condition())
-    after = decode_cursor(cursor, 2)
-    if after is not None:
-        try:
-            at, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("the cursor is not valid") from exc
-        query = query.where(tuple_(Case.received_at, Case.id) < tuple_(at, last_id))
-    rows = [(row[0], bool(row[1])) for row in (await session.execute(query.limit(limit + 1))).all()]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1][0]
-        next_cursor = encode_cursor([last.received_at.isoformat(), str(last.id)])
+    found = (await session.execute(CASE_PAGES.query(query, cursor, limit))).all()
+    rows, next_cursor = CASE_PAGES.page([(row[0], bool(row[1])) for row in found], limit)
     if rows:
         await audit.record(session, subject, "list", "case", [str(c.id) for c, _ in rows])
     return rows, next_cursor

@@ -62,11 +62,7 @@ class FeedConsumer:
         return None if position is None else int(position)
 
     async def fetch(self, after: int) -> EventPage:
-        response = await self.client.get(
-            self.url, params={"after": after, "limit": self.batch_size}, headers=await self.tokens.headers()
-        )
-        if response.status_code == 401:
-            self.tokens.invalidate()
+        response = await self.tokens.request("GET", self.url, params={"after": after, "limit": self.batch_size})
         response.raise_for_status()
         return EventPage.model_validate(response.json())
 
