@@ -29,9 +29,11 @@ from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
 from services.common.auth import Subject, require
 from services.common.db import DbSession
+from services.common.errors import problem_responses
 from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import PERMISSIONS, Action, Agency
+from services.common.preconditions import IfMatch
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -43,17 +45,15 @@ TaskUpdater = Annotated[Subject, Depends(require(Action.TASK_UPDATE))]
 ChildLinker = Annotated[Subject, Depends(require(Action.CASE_LINK_CHILD))]
 WorkReader = Annotated[Subject, Depends(require(Action.WORK_READ))]
 ServiceReader = Annotated[Subject, Depends(require(Action.CASES_SERVICE_READ))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {400: "The body is not JSON, or the cursor is not valid",
-                       403: "Your role may not take this action", 404: "No such case within your reach",
-                       409: "Not allowed in the current state; lists the allowed actions",
-                       412: "The case changed since you read it", 422: "Invalid data", 428: "If-Match is required",
-                       503: "The registry is unavailable"}.items()
-}
-LIST_PROBLEMS = {code: PROBLEMS[code] for code in (400, 403, 422)}
-ROLE_PROBLEMS = {code: PROBLEMS[code] for code in (403,)}
+# The errors each route really answers (401 and 400 for an unknown parameter are added by the kit).
+NO_CASE = "No such case within your reach"
+ROLE_PROBLEMS = problem_responses(403)
+LIST_PROBLEMS = problem_responses(400, 403, 422)
+READ_PROBLEMS = problem_responses(403, 404, 422, s404=NO_CASE)
+WRITE_PROBLEMS = problem_responses(400, 403, 404, 409, 422, s404=NO_CASE,
+                                   s409="Not allowed in the current state of the case")
+CHANGE_PROBLEMS = problem_responses(400, 403, 404, 409, 412, 422, 428, s404=NO_CASE,
+                                    s409="Not allowed in the current state of the case or task")
 
 
 async def get_settings(request: Request) -> CasesSettings:
@@ -127,7 +127,10 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
 
 
 @router.post("/cases", response_model=CaseRead, status_code=201,
-             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "The case an earlier request with the "
+             responses={**problem_responses(400, 403, 404, 409, 422,
+                                            s404="No such commune within your jurisdiction",
+                                            s409="A concurrent request made the same report"),
+                        200: {"model": CaseRead, "description": "The case an earlier request with the "
                                                                              "same Idempotency-Key created"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
@@ -152,12 +155,12 @@ async def list_cases(
     return Page[CaseSummary](items=[summary(case, flag) for case, flag in rows], next_cursor=next_cursor)
 
 
-@router.get("/cases/{case_id}", response_model=CaseRead, responses=PROBLEMS)
+@router.get("/cases/{case_id}", response_model=CaseRead, responses=READ_PROBLEMS)
 async def get_case(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> Response:
     return case_response(await service.get_case(session, subject, case_id))
 
 
-@router.get("/cases/{case_id}/history", response_model=list[HistoryEntry], responses=PROBLEMS)
+@router.get("/cases/{case_id}/history", response_model=list[HistoryEntry], responses=READ_PROBLEMS)
 async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[HistoryEntry]:
     entries, with_data = await service.history(session, subject, case_id)
     return [HistoryEntry(version=e.version, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, agency=e.agency,
@@ -165,23 +168,23 @@ async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUI
                          data=e.data if with_data else None) for e in entries]
 
 
-@router.post("/cases/{case_id}/notes", response_model=NoteRead, status_code=201, responses=PROBLEMS)
+@router.post("/cases/{case_id}/notes", response_model=NoteRead, status_code=201, responses=WRITE_PROBLEMS)
 async def add_note(session: DbSession, subject: NoteWriter, case_id: uuid.UUID, body: NoteCreate) -> NoteRead:
     return NoteRead.model_validate(await service.add_note(session, subject, case_id, body), from_attributes=True)
 
 
-@router.get("/cases/{case_id}/notes", response_model=list[NoteRead], responses=PROBLEMS)
+@router.get("/cases/{case_id}/notes", response_model=list[NoteRead], responses=READ_PROBLEMS)
 async def list_notes(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[NoteRead]:
     return [NoteRead.model_validate(n, from_attributes=True)
             for n in await service.list_notes(session, subject, case_id)]
 
 
-@router.get("/cases/{case_id}/tasks", response_model=list[TaskRead], responses=PROBLEMS)
+@router.get("/cases/{case_id}/tasks", response_model=list[TaskRead], responses=READ_PROBLEMS)
 async def list_tasks(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[TaskRead]:
     return [task_read(t) for t in await service.list_tasks(session, subject, case_id)]
 
 
-@router.patch("/tasks/{task_id}", response_model=TaskRead, responses=PROBLEMS,
+@router.patch("/tasks/{task_id}", response_model=TaskRead, responses=CHANGE_PROBLEMS,
               summary="Update a task: by its agency (or the case managers)")
 async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UUID, body: TaskUpdate,
                       response: Response, if_match: IfMatch = None) -> TaskRead:
@@ -190,7 +193,8 @@ async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UU
     return task_read(task)
 
 
-@router.post("/cases/{case_id}/link-child", response_model=CaseRead, responses=PROBLEMS,
+@router.post("/cases/{case_id}/link-child", response_model=CaseRead,
+             responses={**CHANGE_PROBLEMS, **problem_responses(503, s503="The registry is unavailable")},
              summary="Link the case to a registry child, existing or registered now")
 async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, case_id: uuid.UUID,
                      body: LinkChild, if_match: IfMatch = None) -> Response:

@@ -39,7 +39,6 @@ from services.common.errors import (
     Forbidden,
     InvalidTransition,
     NotFound,
-    PreconditionRequired,
     UnprocessableContent,
 )
 from services.common.links import public_path
@@ -47,7 +46,7 @@ from services.common.locations import province_of
 from services.common.pagination import CursorTime, Keyset
 from services.common.permissions import Action, Agency, Role, Scope
 from services.common.preconditions import etag as version_tag
-from services.common.preconditions import require_match
+from services.common.preconditions import require_match, require_sent
 
 S = State
 OPEN_TASK_STATUSES = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
@@ -306,8 +305,7 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
         raise NotFound(f"no such workflow action: {action}")
     if not subject.can(step.permission):
         raise Forbidden(f"your role may not {step.permission.value}")
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    require_sent(if_match, what="case")
     # The row lock makes two officers acting at once queue; the second then fails the version check.
     case = await _reachable(session, subject, case_id, step.permission, lock=True)
     check_case_version(if_match, case)
@@ -445,8 +443,7 @@ async def list_notes(session: AsyncSession, subject: Subject, case_id: uuid.UUID
 
 async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUID, data: TaskUpdate,
                       if_match: str | None) -> CaseTask:
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the task you read")
+    require_sent(if_match, what="task")
     query = readable_tasks(subject, Action.TASK_UPDATE).where(CaseTask.id == task_id).with_for_update(of=CaseTask)
     task = (await session.execute(query)).scalar_one_or_none()
     if task is None:
@@ -588,8 +585,7 @@ async def check_deadlines(database: Database, settings: CasesSettings, now: date
 async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: LinkChild,
                      if_match: str | None, registry: RegistryClient) -> CaseDetail:
     """Link the case to a registry child (existing, or registered now). The case is untouched if that fails."""
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    require_sent(if_match, what="case")
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
     check_case_version(if_match, case)
     if case.state == S.CLOSED.value:
