@@ -9,7 +9,7 @@ agency; other agencies see their own tasks, notes shared with participants, and 
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from services.cases.models import Attachment, Case, CaseNote, CaseTask
@@ -29,6 +29,22 @@ def reach(subject: Subject, action: Action) -> ColumnElement[bool]:
             task = aliased(CaseTask)  # its own alias: the condition is also used in queries over tasks
             involved = exists().where(task.case_id == Case.id, task.agency == subject.agency.value)
             return and_(jurisdiction, or_(involved, Case.intake_agency == subject.agency.value))
+        case Scope.OWN:
+            return Case.created_by == subject.id
+        case _:
+            return false()
+
+
+def reach_anywhere(subject: Subject, action: Action = Action.CASE_READ) -> ColumnElement[bool]:
+    """`reach` without the jurisdiction: the cases the caller would reach if they were in its jurisdiction. The sync
+    feed tells a phone that such a case left (a transfer out of the province), and stays silent about the others."""
+    match subject.scope(action):
+        case Scope.JURISDICTION:
+            return true()
+        case Scope.INVOLVED:
+            task = aliased(CaseTask)
+            involved = exists().where(task.case_id == Case.id, task.agency == subject.agency.value)
+            return or_(involved, Case.intake_agency == subject.agency.value)
         case Scope.OWN:
             return Case.created_by == subject.id
         case _:

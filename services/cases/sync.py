@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cases import service
-from services.cases.access import readable, visibility
+from services.cases.access import reach_anywhere, readable, visibility
 from services.cases.models import Case, CaseNote, audit, sync_log
 from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
@@ -56,12 +56,18 @@ async def changes(session: AsyncSession, subject: Subject, cursor: str | None, l
     page = await sync_log.changes(session, subject, cursor, limit)
     found = {case.id: case for case in (await session.execute(
         readable(subject).where(Case.id.in_(page.record_ids)))).scalars()} if page.record_ids else {}
+    # A case out of reach is a tombstone for the callers who could have held it: the commune's people, or an agency
+    # with a task in it; an agency's phone is not told of every case of its province it never saw.
+    missing = [case_id for case_id in page.record_ids if case_id not in found]
+    gone = set((await session.execute(
+        select(Case.id).where(Case.id.in_(missing), reach_anywhere(subject)))).scalars()) if missing else set()
     expired_before = utcnow() - timedelta(days=settings.sync_closed_retention_days)
     result: list[Change] = []
     for case_id in page.record_ids:
         case = found.get(case_id)
         if case is None:
-            result.append(Change(case_id, None, "out_of_reach"))
+            if case_id in gone:
+                result.append(Change(case_id, None, "out_of_reach"))
         elif case.closed_at is not None and case.closed_at < expired_before:
             result.append(Change(case_id, None, "expired"))
         else:

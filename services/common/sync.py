@@ -14,9 +14,10 @@ passed a larger one): no change is skipped under concurrency.
 
 The service reads each record of a page as it is now, through its one access filter: a record the caller can read
 is sent whole (an upsert: applying it twice is harmless); one the caller cannot read any more is a tombstone with
-the reason. Rows are filtered by the caller's jurisdiction before they are read (indexed), so a commune's phone
-scans its commune's changes only. An agency that reaches cases through tasks may be sent tombstones of records it
-never held: ids only, which the app ignores.
+the reason, sent to the callers who could have held it (the service decides: a commune's people, an agency with a
+task in the case). Rows are filtered by the caller's jurisdiction before they are read (indexed), so a commune's
+phone scans its commune's changes only. A tombstone may still name a record the phone never held (it left before
+the phone's first sync): ids only, which the app ignores.
 
 The cursor is opaque: the position in the log and a fingerprint of who the caller is (user, role, agency,
 jurisdiction). A cursor of another identity answers 410 Gone: the phone drops its replica and syncs from the start,

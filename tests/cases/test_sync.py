@@ -89,6 +89,10 @@ async def test_a_transfer_removes_the_case_from_the_old_communes_phones(api: Api
     assert old_phone.removed[case_id]["reason"] == "out_of_reach" and old_phone.removed[case_id]["record"] is None
     await new_phone.sync_until(lambda r: case_id in r.records)
     assert new_phone.records[case_id]["case"]["commune_code"] == OTHER_COMMUNE
+    # The province's police, with no task in the case, never held it: their phone is not told it left.
+    police = Replica(api, FEED, await api.as_demo("police_officer"))
+    await police.sync(limit=200)
+    assert case_id not in police.records and case_id not in police.removed
 
 
 async def test_a_case_closed_longer_than_the_retention_leaves_the_phones(api: Api, cases: Cases,
