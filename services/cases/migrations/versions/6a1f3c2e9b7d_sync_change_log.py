@@ -1,7 +1,7 @@
 """sync_change: the log of the offline sync feed, written by triggers on cases, tasks and notes
 
 Revision ID: 6a1f3c2e9b7d
-Revises: d5e96eedf5e1
+Revises: 7c3e1a9b5d20
 Create Date: 2026-11-28 08:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '6a1f3c2e9b7d'
-down_revision: str | None = 'd5e96eedf5e1'
+down_revision: str | None = '7c3e1a9b5d20'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
