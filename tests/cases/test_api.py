@@ -42,7 +42,7 @@ async def test_actions_need_a_fresh_etag_and_a_legal_state(api: Api, cases: Case
     await cases.step(officer, case["id"], "begin_assessment")
     invalid = await cases.act(officer, case["id"], "assess_emergency", {"findings": "", "child_seen": "maybe"})
     assert invalid.status_code == 422
-    assert {tuple(e["loc"]) for e in invalid.json()["errors"]} == {("findings",), ("child_seen",)}
+    assert {tuple(e["loc"]) for e in invalid.json()["errors"]} == {("body", "findings"), ("body", "child_seen")}
     assert (await cases.get(officer, case["id"])).json()["version"] == 2
 
 
