@@ -9,8 +9,9 @@ fields follow the articles that list each form's content, and Form 01 and Form 0
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,6 +41,7 @@ from services.common.locations import is_commune
 # C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, and no form
 # text holds the others.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # dates on the forms are Vietnamese calendar days
 # The longest separation the decree allows without a competent authority's request (Art. 32(3)).
 SEPARATION_MAX_DAYS = 15
 
@@ -124,7 +126,7 @@ class ChildKnown(Form):
     @field_validator("date_of_birth")
     @classmethod
     def _born(cls, value: date | None) -> date | None:
-        if value is not None and value > utcnow().date():
+        if value is not None and value > utcnow().astimezone(VIETNAM).date():
             raise ValueError("the date of birth is in the future")
         return value
 
@@ -184,7 +186,7 @@ class IntakeReport(Form):
     @field_validator("incident_date")
     @classmethod
     def _not_future(cls, value: date | None) -> date | None:
-        if value is not None and value > datetime.now(UTC).date():
+        if value is not None and value > utcnow().astimezone(VIETNAM).date():
             raise ValueError("the incident date is in the future")
         return value
 

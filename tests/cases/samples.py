@@ -76,7 +76,7 @@ FORMS: dict[str, dict[str, Any]] = {
     "record_emergency_measure": {"measures": ["safe_shelter_and_separation"],
                                  "description": "Officers removed the step-parent from the home for the night."},
     "end_emergency_protection": {},
-    "separate_child": {"decision_number": "13/QĐ-UBND", "ground": "emergency", "duration_days": 7,
+    "separate_child": {"decision_number": "13/QĐ-UBND", "ground": "continued_risk_from_parents", "duration_days": 7,
                        "place": "Grandmother's home", "alternative_carer": "The grandmother",
                        "measures": ["safe_shelter_and_separation"]},
     "extend_separation": {"decision_number": "14/QĐ-UBND", "days": 5},

@@ -66,8 +66,8 @@ class Walk:
     async def receive(self, at: datetime, subject: Subject = OFFICER, **changes: Any) -> None:
         with frozen_at(at):
             async with self.database.sessionmaker() as session:
-                detail, _ = await service.create_case(session, subject, CaseCreate.model_validate(intake(**changes)),
-                                                      None, self.settings)
+                report = CaseCreate.model_validate(intake(**({"incident_date": None} | changes)))
+                detail, _ = await service.create_case(session, subject, report, None, self.settings)
                 await self.database.commit(session)
         self.case_id, self.version, self.detail = detail.case.id, detail.case.version, detail
 
@@ -200,7 +200,8 @@ def test_separation_of_15_days_at_most_unless_a_competent_authority_requires_mor
         await walk.receive(datetime(2026, 3, 2, 8, 0, tzinfo=ICT))  # Monday
         await walk.act(datetime(2026, 3, 2, 8, 30, tzinfo=ICT), "begin_assessment")
         await walk.act(datetime(2026, 3, 2, 9, 0, tzinfo=ICT), "assess_emergency")
-        await walk.act(datetime(2026, 3, 2, 10, 0, tzinfo=ICT), "separate_child")  # 7 days, emergency ground
+        await walk.act(datetime(2026, 3, 2, 10, 0, tzinfo=ICT), "separate_child",  # 7 days
+                       FORMS["separate_child"] | {"ground": "emergency"})
         # Decided Mon 2 March; 7 days: Tue 3 (1) ... Mon 9 (7): ends at 24:00 on Monday 9 March.
         assert walk.deadline("separation").due_at == datetime(2026, 3, 10, 0, 0, tzinfo=ICT)
         # The decision met the 12-hour clock (08:00 + 12 h = 20:00 on 2 March).
@@ -219,5 +220,6 @@ def test_separation_of_15_days_at_most_unless_a_competent_authority_requires_mor
         assert walk.detail is not None
         separation = walk.detail.separations[0]
         assert (separation.extended_days, separation.authority_document) == (9, "07/2026/QĐ-TA")
+        assert walk.detail.case.emergency_measure_at == datetime(2026, 3, 2, 10, 0, tzinfo=ICT)
 
     run(database_url, scenario)
