@@ -18,6 +18,7 @@ from gateway.openapi import HTTP_METHODS, combine, operation_clashes, referenced
 from scripts.stack import ROOT
 from services.cases import workflow
 from services.cases.workflow_routes import camel
+from tests.contract.conftest import combined_document
 from tests.helpers import Api
 
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -58,9 +59,7 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 
 @pytest.fixture(scope="module")
 async def document(api: Api) -> dict[str, Any]:
-    response = await api.client.get("/openapi.json")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+    return dict((await combined_document(api)).json())
 
 
 def test_the_document_is_valid_openapi_and_every_reference_resolves(document: dict[str, Any]) -> None:
