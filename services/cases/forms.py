@@ -32,7 +32,7 @@ from services.cases.vocabulary import (
     RiskRating,
     SeparationEndKind,
     SeparationGround,
-    SpecialGroup,
+    SpecialGroupLetter,
     TaskAgency,
 )
 from services.common.clock import utcnow
@@ -42,6 +42,9 @@ from services.common.locations import is_commune
 # text holds the others.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # dates on the forms are Vietnamese calendar days
+# How far back Form 01 may say the information came in: a report written up later keeps its legal clock, but a
+# case cannot be slipped into a period whose statistics are long published.
+REPORT_BACKDATE_DAYS = 7
 # The longest separation the decree allows without a competent authority's request (Art. 32(3)).
 SEPARATION_MAX_DAYS = 15
 
@@ -152,8 +155,9 @@ class IntakeReport(Form):
 
     category: CaseCategory = Field(CaseCategory.ABUSED, description="bị xâm hại / có nguy cơ / hoàn cảnh đặc biệt")
     channel: Channel | None = Field(None, description="Thông qua: điện thoại, gặp trực tiếp, người khác báo.")
-    received_at: PastMoment | None = Field(None, description="Hour and date the information came in; the legal "
-                                           "clocks run from it. Defaults to now.")
+    reported_at: PastMoment | None = Field(None, description="Hour and date the information came in (Form 01, "
+                                           "A.1): the legal clocks run from it. Defaults to now; at most "
+                                           f"{REPORT_BACKDATE_DAYS} days back.")
     received_place: ShortText | None = Field(None, description="Where the information was received.")
     receiving_officer: ShortText | None = Field(None, description="Cán bộ tiếp nhận thông tin (name, as signed).")
     reporter: Reporter = Field(default_factory=Reporter)
@@ -172,7 +176,7 @@ class IntakeReport(Form):
                                                        "known: it leads the plan (Law Art. 52(2)).")
     abuse_forms: list[AbuseForm] = Field(default_factory=list, max_length=len(AbuseForm))
     risk_forms: list[RiskForm] = Field(default_factory=list, max_length=len(RiskForm))
-    special_groups: list[SpecialGroup] = Field(default_factory=list, max_length=len(SpecialGroup))
+    special_groups: list[SpecialGroupLetter] = Field(default_factory=list, max_length=len(SpecialGroupLetter))
     environment: Environment | None = None
     perpetrator_relationship: PerpetratorRelationship = PerpetratorRelationship.UNKNOWN
     description: LongText
@@ -188,6 +192,13 @@ class IntakeReport(Form):
     def _not_future(cls, value: date | None) -> date | None:
         if value is not None and value > utcnow().astimezone(VIETNAM).date():
             raise ValueError("the incident date is in the future")
+        return value
+
+    @field_validator("reported_at")
+    @classmethod
+    def _recent(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value < utcnow() - timedelta(days=REPORT_BACKDATE_DAYS):
+            raise ValueError(f"is more than {REPORT_BACKDATE_DAYS} days ago")
         return value
 
     @model_validator(mode="after")

@@ -6,8 +6,6 @@ never rename them.
 
 from enum import StrEnum
 
-from services.common.children import SpecialGroup as SpecialGroup  # one list for every service (Art. 10)
-
 
 class State(StrEnum):
     """Where a case stands in the intervention workflow (Decree 56/2017/NĐ-CP, Arts. 25-32)."""
@@ -39,6 +37,25 @@ class RiskForm(StrEnum):
     VIOLENCE = "violence"  # bạo lực
     EXPLOITATION = "exploitation"  # bóc lột
     ABANDONMENT = "abandonment"  # bỏ rơi
+
+
+class SpecialGroupLetter(StrEnum):
+    """Nhóm trẻ em có hoàn cảnh đặc biệt (Law on Children Art. 10), by the letter of the law (đ written `dd`)."""
+
+    A = "a"
+    B = "b"
+    C = "c"
+    D = "d"
+    DD = "dd"
+    E = "e"
+    G = "g"
+    H = "h"
+    I = "i"  # noqa: E741  (the law's own letter)
+    K = "k"
+    L = "l"
+    M = "m"
+    N = "n"
+    O = "o"  # noqa: E741
 
 
 class Channel(StrEnum):

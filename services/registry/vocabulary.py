@@ -6,7 +6,6 @@ them: codes are part of the contract with the frontends and the statistics.
 
 from enum import StrEnum
 
-from services.common.children import SpecialGroup  # one list for every service (Law Art. 10)
 from services.common.vocabulary import Vocabulary, from_enum
 
 
@@ -66,6 +65,26 @@ class DisabilityLevel(StrEnum):
     MILD = "mild"
     SEVERE = "severe"
     ESPECIALLY_SEVERE = "especially_severe"
+
+
+class SpecialGroup(StrEnum):
+    """The 14 groups of children in special circumstances (Law on Children 2016 Art. 10(1)). Codes are the letters
+    of the article in ASCII: `dd` is the letter đ."""
+
+    A = "a"
+    B = "b"
+    C = "c"
+    D = "d"
+    DD = "dd"
+    E = "e"
+    G = "g"
+    H = "h"
+    I = "i"  # noqa: E741 - the letter of the article
+    K = "k"
+    L = "l"
+    M = "m"
+    N = "n"
+    O = "o"  # noqa: E741
 
 
 class AtRiskFlag(StrEnum):
