@@ -38,17 +38,50 @@ export async function reportCase(gateway: Gateway, report: CaseCreate, idempoten
   return { ok: true as const, created: data, location: response.headers.get("Location"), etag: response.headers.get("ETag") };
 }
 
-/** A workflow step, sent with the ETag of the version the officer read; a 412 means someone else changed it. */
-export async function takeAction(gateway: Gateway, read: CaseRead, etag: string, action: string,
-                                 form: Record<string, unknown>) {
-  const { data, error, response } = await gateway.POST("/cases/v1/cases/{case_id}/actions/{action}", {
-    params: { path: { case_id: read.id, action }, header: { "If-Match": etag } },
-    body: form,
+export type PlanSubmission = components["schemas"]["PlanSubmission"];
+export type CaseChange = components["schemas"]["CaseChange"];
+
+/** A workflow step, each its own typed operation: the compiler knows what `submit_plan` needs (Form 04). It is sent
+ * with the ETag of the version the officer read; a 412 links the current version to merge with. */
+export async function submitPlan(gateway: Gateway, read: CaseRead, etag: string, plan: PlanSubmission) {
+  const { data, error, response } = await gateway.POST("/cases/v1/cases/{case_id}/actions/submit_plan", {
+    params: { path: { case_id: read.id }, header: { "If-Match": etag } },
+    body: plan,
   });
-  if (response.status === 412) {
-    return { conflict: true as const, problem: error };
+  if (response.status === 412 && error) {
+    return { conflict: true as const, currentEtag: error.current_etag, current: error.current, problem: error };
   }
   return { conflict: false as const, updated: data, problem: error };
+}
+
+/** A phone's replica of its cases: apply each page of the sync feed in order, keep the cursor with the replica,
+ * ask again while `has_more`. A 410 means the cursor is not yours any more (another user, role or place): start
+ * over without one. */
+export async function syncCases(gateway: Gateway, replica: Map<string, CaseChange>, cursor?: string) {
+  for (;;) {
+    const { data, error, response } = await gateway.GET("/cases/v1/sync/cases", {
+      params: { query: cursor ? { cursor } : {} },
+    });
+    if (response.status === 410) {
+      replica.clear();
+      cursor = undefined;
+      continue;
+    }
+    if (!data) {
+      throw new Error(`sync: ${error?.title ?? response.status}`);
+    }
+    for (const item of data.items) {
+      if (item.deleted) {
+        replica.delete(item.id);
+      } else {
+        replica.set(item.id, item);
+      }
+    }
+    cursor = data.next_cursor;
+    if (!data.has_more) {
+      return cursor;
+    }
+  }
 }
 
 /** Labels in Vietnamese and English, revalidated with the ETag the app keeps: 304 keeps the cached copy. */

@@ -37,6 +37,22 @@ def reach(subject: Subject, action: Action) -> ColumnElement[bool]:
             return false()
 
 
+def reach_anywhere(subject: Subject, action: Action = Action.CASE_READ) -> ColumnElement[bool]:
+    """`reach` without the jurisdiction: the cases the caller would reach if they were in its jurisdiction. The sync
+    feed tells a phone that such a case left (a transfer out of the province), and stays silent about the others."""
+    match subject.scope(action):
+        case Scope.JURISDICTION:
+            return true()
+        case Scope.INVOLVED:
+            task = aliased(CaseTask)
+            involved = exists().where(task.case_id == Case.id, task.agency == subject.agency.value)
+            return or_(involved, Case.intake_agency == subject.agency.value)
+        case Scope.OWN:
+            return Case.created_by == subject.id
+        case _:
+            return false()
+
+
 def reaches(subject: Subject, case: Case, action: Action, task_agencies: set[str]) -> bool:
     """`reach` for one case already in memory (with the agencies its tasks are for): whether the caller may still
     take `action` on it, e.g. after a handover moved it to another commune."""

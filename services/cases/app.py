@@ -7,12 +7,14 @@ from pathlib import Path
 from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from services.cases import attachments, registry, service
+from services.cases import attachments, registry, service, sync
 from services.cases.attachments_routes import router as attachments_router
 from services.cases.documents_routes import router as documents_router
 from services.cases.models import outbox
 from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
+from services.cases.sync_routes import router as sync_router
+from services.cases.workflow_routes import router as workflow_router
 from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.logging import get_logger
@@ -43,6 +45,10 @@ async def keep_files(app: FastAPI, stop: asyncio.Event) -> None:
     await attachments.keep_files(app.state.db, app.state.object_store, app.state.settings, stop)
 
 
+async def expire_synced(app: FastAPI, stop: asyncio.Event) -> None:
+    await sync.keep_expiring(app.state.db, app.state.settings, stop)
+
+
 OVERDUE = Gauge("cases_overdue_deadlines", "Deadlines missed whose step is still not done")
 
 
@@ -71,9 +77,9 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router, attachments_router, documents_router, internal_router],
+        routers=[router, workflow_router, sync_router, attachments_router, documents_router, internal_router],
         outbox=outbox,
         on_startup=[connect_registry, open_object_store],
-        background=[watch_deadlines, keep_files],
+        background=[watch_deadlines, keep_files, expire_synced],
         on_shutdown=[close_object_store],
     )

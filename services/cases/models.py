@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel
 from services.common.audit import AuditLog
 from services.common.db import new_metadata
 from services.common.outbox import Outbox
+from services.common.sync import SyncLog
 
 
 class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
@@ -39,6 +40,7 @@ class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
 metadata = CasesTable.metadata
 outbox = Outbox(metadata, source="cases")
 audit = AuditLog(metadata)
+sync_log = SyncLog(metadata)  # written by triggers (migration 6a1f3c2e9b7d): a case, its tasks and notes
 
 
 def _case_fk() -> Any:

@@ -56,21 +56,19 @@ class RegistryClient:
 
     async def _call(self, method: str, path: str, json: dict[str, Any] | None = None,
                     params: dict[str, str] | None = None, authorization: str | None = None) -> httpx.Response:
-        for attempt in range(2):
-            headers = (await self.tokens.headers() if authorization is None
-                       else {"Authorization": authorization, **outgoing_headers()})
-            try:
-                response = await self.client.request(method, f"{self.base_url}{path}", json=json, params=params,
-                                                     headers=headers, timeout=self.timeout)
-            except httpx.HTTPError as exc:
-                logger.warning("registry unavailable", extra={"error_type": type(exc).__name__})
-                raise ServiceUnavailable("the registry is unavailable; try again later",
-                                         headers={"Retry-After": "30"}) from exc
-            if response.status_code == 401 and attempt == 0 and authorization is None:
-                self.tokens.invalidate()
-                continue
-            return response
-        return response
+        try:
+            if authorization is None:
+                # The kit renews the service token once on a 401 (expired, or the signing key rotated).
+                return await self.tokens.request(method, f"{self.base_url}{path}", json=json, params=params,
+                                                 timeout=self.timeout)
+            # The caller's own token: the registry decides what this person may read (no renewal: a 401 is theirs).
+            return await self.client.request(method, f"{self.base_url}{path}", json=json, params=params,
+                                             headers={"Authorization": authorization, **outgoing_headers()},
+                                             timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            logger.warning("registry unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("the registry is unavailable; try again later",
+                                     headers={"Retry-After": "30"}) from exc
 
     @staticmethod
     def _child_id(response: httpx.Response, expected: int) -> uuid.UUID:

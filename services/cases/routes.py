@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.cases import consent, display, service, workflow
 from services.cases.registry import RegistryClient
@@ -37,10 +37,11 @@ from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
 from services.common.auth import Subject, require
 from services.common.db import DbSession
+from services.common.errors import problem_responses
 from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import PERMISSIONS, Action, Agency
-from services.common.preconditions import IfNoneMatch, conditional
+from services.common.preconditions import IfMatch, IfNoneMatch, conditional
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -57,18 +58,16 @@ Discloser = Annotated[Subject, Depends(require(Action.CASE_DISCLOSE))]
 Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 ServiceReader = Annotated[Subject, Depends(require(Action.CASES_SERVICE_READ))]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200)]
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {400: "The body is not JSON, or the cursor is not valid",
-                       403: "Your role may not take this action", 404: "No such case within your reach",
-                       409: "Not allowed in the current state (or the case is closed); lists the allowed "
-                            "actions",
-                       412: "The case changed since you read it", 422: "Invalid data", 428: "If-Match is required",
-                       503: "The registry is unavailable"}.items()
-}
-LIST_PROBLEMS = {code: PROBLEMS[code] for code in (400, 403, 422)}
-ROLE_PROBLEMS = {code: PROBLEMS[code] for code in (403,)}
+# The errors each route really answers (401 and 400 for an unknown parameter are added by the kit).
+NO_CASE = "No such case within your reach"
+ROLE_PROBLEMS = problem_responses(403)
+LIST_PROBLEMS = problem_responses(400, 403, 422)
+READ_PROBLEMS = problem_responses(403, 404, 422, s404=NO_CASE)
+WRITE_PROBLEMS = problem_responses(400, 403, 404, 409, 422, s404=NO_CASE,
+                                   s409="Not allowed in the current state of the case (or the case is closed)")
+PAGE_PROBLEMS = problem_responses(400, 403, 404, 422, s404=NO_CASE, s400="The cursor is not valid")
+CHANGE_PROBLEMS = problem_responses(400, 403, 404, 409, 412, 422, 428, s404=NO_CASE,
+                                    s409="Not allowed in the current state of the case or task")
 
 
 async def get_settings(request: Request) -> CasesSettings:
@@ -174,9 +173,13 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
 
 
 @router.post("/cases", response_model=CaseRead, status_code=201,
-             responses={**PROBLEMS, 200: {"model": CaseRead, "description": "A retry: the case the first request "
-                                          "with this Idempotency-Key created (header Idempotent-Replayed: true); the "
-                                          "same key with another body is 422"}},
+             responses={**problem_responses(400, 403, 404, 409, 422,
+                                            s404="No such commune within your jurisdiction",
+                                            s409="A concurrent request made the same report",
+                                            s422="Invalid data, or this Idempotency-Key came with another body"),
+                        200: {"model": CaseRead, "description": "A retry: the case the first request with this "
+                                                               "Idempotency-Key created (header Idempotent-Replayed: "
+                                                               "true)"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
     session: DbSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
@@ -202,7 +205,7 @@ async def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead,
-            responses={**PROBLEMS, 304: {"description": "Not modified: the If-None-Match ETag is current"}})
+            responses={**READ_PROBLEMS, 304: {"description": "Not modified: the If-None-Match ETag is current"}})
 async def get_case(session: DbSession, subject: CaseReader, request: Request, case_id: uuid.UUID,
                    _: IfNoneMatch = None) -> Response:
     detail = await service.get_case(session, subject, case_id)
@@ -210,7 +213,7 @@ async def get_case(session: DbSession, subject: CaseReader, request: Request, ca
     return unchanged or case_response(detail)
 
 
-@router.get("/cases/{case_id}/history", response_model=Page[HistoryEntry], responses=PROBLEMS,
+@router.get("/cases/{case_id}/history", response_model=Page[HistoryEntry], responses=PAGE_PROBLEMS,
             summary="The case's history, oldest first (for a commune that handed it over: its own part)")
 async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
                       limit: Limit = 50) -> Page[HistoryEntry]:
@@ -221,22 +224,12 @@ async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUI
                      data=e.data if with_data else None) for e in entries], next_cursor=next_cursor)
 
 
-@router.post("/cases/{case_id}/actions/{action}", response_model=CaseRead, responses=PROBLEMS,
-             summary="Take a workflow action; the body is the form the action requires (see GET /v1/workflow)")
-async def take_action(
-    session: DbSession, subject: CaseReader, settings: Settings, case_id: uuid.UUID, action: str,
-    if_match: IfMatch = None, body: Annotated[dict[str, Any] | None, Body()] = None,
-) -> Response:
-    return case_response(await service.take_action(session, subject, case_id, action, body or {}, if_match,
-                                                   settings))
-
-
-@router.post("/cases/{case_id}/notes", response_model=NoteRead, status_code=201, responses=PROBLEMS)
+@router.post("/cases/{case_id}/notes", response_model=NoteRead, status_code=201, responses=WRITE_PROBLEMS)
 async def add_note(session: DbSession, subject: NoteWriter, case_id: uuid.UUID, body: NoteCreate) -> NoteRead:
     return NoteRead.model_validate(await service.add_note(session, subject, case_id, body), from_attributes=True)
 
 
-@router.get("/cases/{case_id}/notes", response_model=Page[NoteRead], responses=PROBLEMS,
+@router.get("/cases/{case_id}/notes", response_model=Page[NoteRead], responses=PAGE_PROBLEMS,
             summary="The notes of a case you may see, oldest first")
 async def list_notes(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
                      limit: Limit = 50) -> Page[NoteRead]:
@@ -245,7 +238,7 @@ async def list_notes(session: DbSession, subject: CaseReader, case_id: uuid.UUID
                           next_cursor=next_cursor)
 
 
-@router.get("/cases/{case_id}/tasks", response_model=Page[TaskRead], responses=PROBLEMS,
+@router.get("/cases/{case_id}/tasks", response_model=Page[TaskRead], responses=PAGE_PROBLEMS,
             summary="The tasks of a case you may see, oldest first")
 async def list_tasks(session: DbSession, subject: CaseReader, case_id: uuid.UUID, cursor: Cursor = None,
                      limit: Limit = 50) -> Page[TaskRead]:
@@ -253,7 +246,7 @@ async def list_tasks(session: DbSession, subject: CaseReader, case_id: uuid.UUID
     return Page[TaskRead](items=[task_read(t) for t in tasks], next_cursor=next_cursor)
 
 
-@router.patch("/tasks/{task_id}", response_model=TaskRead, responses=PROBLEMS,
+@router.patch("/tasks/{task_id}", response_model=TaskRead, responses=CHANGE_PROBLEMS,
               summary="Update a task: by its agency (or the case managers)")
 async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UUID, body: TaskUpdate,
                       response: Response, if_match: IfMatch = None) -> TaskRead:
@@ -262,7 +255,8 @@ async def update_task(session: DbSession, subject: TaskUpdater, task_id: uuid.UU
     return task_read(task)
 
 
-@router.post("/cases/{case_id}/link-child", response_model=CaseRead, responses=PROBLEMS,
+@router.post("/cases/{case_id}/link-child", response_model=CaseRead,
+             responses={**CHANGE_PROBLEMS, **problem_responses(503, s503="The registry is unavailable")},
              summary="Link the case to a registry child, existing or registered now")
 async def link_child(session: DbSession, subject: ChildLinker, registry: Registry, request: Request,
                      case_id: uuid.UUID, body: LinkChild, if_match: IfMatch = None) -> Response:
@@ -271,7 +265,8 @@ async def link_child(session: DbSession, subject: ChildLinker, registry: Registr
                                                   request.headers.get("authorization", "")))
 
 
-@router.put("/cases/{case_id}/alleged-perpetrator", response_model=CaseRead, responses=PROBLEMS,
+@router.put("/cases/{case_id}/alleged-perpetrator", response_model=CaseRead,
+            responses={**CHANGE_PROBLEMS, **problem_responses(503, s503="The registry is unavailable")},
             summary="Name which of the child's guardians is the alleged perpetrator (on the case, never the registry)")
 async def name_alleged_perpetrator(session: DbSession, subject: Assessor, registry: Registry, case_id: uuid.UUID,
                                    body: AllegedPerpetrator, if_match: IfMatch = None) -> Response:
@@ -279,7 +274,7 @@ async def name_alleged_perpetrator(session: DbSession, subject: Assessor, regist
                                                                 registry))
 
 
-@router.post("/cases/{case_id}/consents", response_model=ConsentRead, status_code=201, responses=PROBLEMS,
+@router.post("/cases/{case_id}/consents", response_model=ConsentRead, status_code=201, responses=WRITE_PROBLEMS,
              summary="Record a consent to disclose the child's information (Law on Children Art. 6(11), 21)")
 async def record_consent(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID,
                          body: ConsentCreate) -> ConsentRead:
@@ -290,14 +285,14 @@ async def record_consent(session: DbSession, subject: ConsentKeeper, case_id: uu
     return ConsentRead.model_validate(created, from_attributes=True)
 
 
-@router.get("/cases/{case_id}/consents", response_model=list[ConsentRead], responses=PROBLEMS,
+@router.get("/cases/{case_id}/consents", response_model=list[ConsentRead], responses=READ_PROBLEMS,
             summary="The consents recorded on a case, withdrawn ones included")
 async def list_consents(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID) -> list[ConsentRead]:
     return [ConsentRead.model_validate(c, from_attributes=True)
             for c in await consent.list_consents(session, subject, case_id)]
 
 
-@router.post("/cases/{case_id}/consents/{consent_id}/withdraw", response_model=ConsentRead, responses=PROBLEMS,
+@router.post("/cases/{case_id}/consents/{consent_id}/withdraw", response_model=ConsentRead, responses=WRITE_PROBLEMS,
              summary="Record that a consent was withdrawn (it stays on the record)")
 async def withdraw_consent(session: DbSession, subject: ConsentKeeper, case_id: uuid.UUID, consent_id: uuid.UUID,
                            body: ConsentWithdrawal) -> ConsentRead:
@@ -305,7 +300,7 @@ async def withdraw_consent(session: DbSession, subject: ConsentKeeper, case_id: 
                                                                      body.note), from_attributes=True)
 
 
-@router.post("/cases/{case_id}/disclosures", response_model=DisclosureRead, status_code=201, responses=PROBLEMS,
+@router.post("/cases/{case_id}/disclosures", response_model=DisclosureRead, status_code=201, responses=WRITE_PROBLEMS,
              summary="Record information given outside the plan's bodies: refused (409) without consents that "
                      "cover it or a named legal exception")
 async def disclose(session: DbSession, subject: Discloser, case_id: uuid.UUID,
@@ -316,7 +311,7 @@ async def disclose(session: DbSession, subject: Discloser, case_id: uuid.UUID,
     return DisclosureRead.model_validate(made, from_attributes=True)
 
 
-@router.get("/cases/{case_id}/disclosures", response_model=list[DisclosureRead], responses=PROBLEMS,
+@router.get("/cases/{case_id}/disclosures", response_model=list[DisclosureRead], responses=WRITE_PROBLEMS,
             summary="The disclosures recorded on a case")
 async def list_disclosures(session: DbSession, subject: Discloser, case_id: uuid.UUID) -> list[DisclosureRead]:
     return [DisclosureRead.model_validate(d, from_attributes=True)

@@ -12,6 +12,7 @@ from services.cases.forms import LongText, PlainText, Reporter, ShortText
 from services.cases.vocabulary import NoteVisibility, TaskStatus
 from services.common.guardians import Relationship as GuardianRelationship
 from services.common.locations import is_commune
+from services.common.sync import SyncItem, SyncPage
 
 
 class Strict(BaseModel):
@@ -401,3 +402,19 @@ class DocumentRead(BaseModel):
                                                 "paper makes one from the case as it stands if its text changed")
     pdf_url: str
     docx_url: str
+
+
+class CaseReplica(BaseModel):
+    """A case as a phone keeps it (offline sync): the case as `GET /v1/cases/{id}` answers it to you, with its
+    tasks, and the notes you see."""
+
+    case: CaseRead
+    notes: list[NoteRead]
+
+
+class CaseChange(SyncItem[CaseReplica]):
+    """A case that changed: its replica, or a tombstone when it left your reach."""
+
+
+class CaseChangePage(SyncPage[CaseChange]):
+    """Changes of the cases you can see, in the order they were made."""

@@ -83,12 +83,14 @@ from services.common.errors import (
     InvalidTransition,
     NotFound,
     PreconditionFailed,
-    PreconditionRequired,
     UnprocessableContent,
 )
+from services.common.links import public_path
 from services.common.locations import province_of
 from services.common.pagination import CursorInt, CursorText, CursorTime, Keyset
 from services.common.permissions import Action, Agency, Role, Scope
+from services.common.preconditions import etag as version_tag
+from services.common.preconditions import require_match, require_sent
 
 S = State
 OPEN_TASK_STATUSES = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value, TaskStatus.CANNOT_BE_DONE.value)
@@ -165,7 +167,7 @@ async def deadlines_of(session: AsyncSession, case_id: uuid.UUID) -> list[CaseDe
 
 
 def etag(version: int) -> str:
-    return f'"{version}"'
+    return version_tag(version)
 
 
 def case_etag(case: Case, tasks: Sequence[CaseTask]) -> str:
@@ -185,15 +187,17 @@ async def current_case_etag(session: AsyncSession, case: Case) -> str:
     return _case_tag(case.version, int(tasks), int(versions))
 
 
-def check_precondition(if_match: str | None, version: int, current: str | None = None) -> None:
+def check_precondition(if_match: str | None, version: int, current: str | None = None,
+                       location: str | None = None) -> None:
     """Refuse a change made without, or against an old, version. Only the version part of an ETag counts; the 412
-    names `current` (the case's whole ETag, when given)."""
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    names `current_etag` (the case's whole ETag, when given) and links to the case (`current`, through the gateway)
+    so an offline client can read it, merge and send again."""
+    require_sent(if_match, what="case")
+    assert if_match is not None
     wanted = {tag.strip().removeprefix("W/").strip('"').partition(".")[0] for tag in if_match.split(",")}
-    if str(version) not in wanted:
+    if str(version) not in wanted and "*" not in wanted:
         raise PreconditionFailed("the case changed since you read it; read it again",
-                                 current_etag=current or etag(version))
+                                 current_etag=current or etag(version), **({"current": location} if location else {}))
 
 
 async def check_case_precondition(session: AsyncSession, if_match: str | None, case: Case) -> None:
@@ -201,7 +205,8 @@ async def check_case_precondition(session: AsyncSession, if_match: str | None, c
     try:
         check_precondition(if_match, case.version)
     except PreconditionFailed:
-        check_precondition(if_match, case.version, await current_case_etag(session, case))
+        check_precondition(if_match, case.version, await current_case_etag(session, case),
+                           public_path(f"/v1/cases/{case.id}"))
 
 
 def _record(session: AsyncSession, case: Case, subject: Subject, action: str, previous: str | None,
@@ -434,6 +439,11 @@ async def get_case(session: AsyncSession, subject: Subject, case_id: uuid.UUID) 
     return await detail(session, subject, case)
 
 
+# Newest first; the id breaks ties between cases received at the same instant.
+CASE_PAGES: Keyset[tuple[Case, bool]] = Keyset(columns=(Case.received_at, Case.id), types=(CursorTime, uuid.UUID),
+                                               key=lambda row: (row[0].received_at, row[0].id), descending=True)
+
+
 def _overdue_condition() -> Any:
     return exists().where(CaseDeadline.case_id == Case.id, CaseDeadline.missed_at.is_not(None),
                           CaseDeadline.met_at.is_(None), CaseDeadline.cancelled_at.is_(None))
@@ -524,8 +534,7 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
         raise NotFound(f"no such workflow action: {action}")
     if not subject.can(step.permission):
         raise Forbidden(f"your role may not {step.permission.value}")
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    require_sent(if_match, what="case")
     # The row lock makes two officers acting at once queue; the second then fails the version check.
     case = await _reachable(session, subject, case_id, step.permission, lock=True)
     await check_case_precondition(session, if_match, case)
@@ -807,15 +816,15 @@ async def update_task(session: AsyncSession, subject: Subject, task_id: uuid.UUI
                       if_match: str | None) -> CaseTask:
     """Move a task along `TASK_MOVES`: its agency works it (open → in_progress → done, or cannot_be_done with a
     reason); only the case officer of the leading commune reopens or waives it, with a reason."""
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the task you read")
+    require_sent(if_match, what="task")
     query = (readable_tasks(subject, Action.TASK_UPDATE).add_columns(Case).where(CaseTask.id == task_id)
              .with_for_update(of=CaseTask))
     row = (await session.execute(query)).one_or_none()
     if row is None:
         raise NotFound("no such task")
     task, case = row
-    check_precondition(if_match, task.version)
+    require_match(if_match, etag(task.version), what="task",
+                  location=public_path(f"/v1/cases/{task.case_id}/tasks"))
     _refuse_if_closed(case, "task changes")
     current = TaskStatus(task.status)
     now = utcnow()
@@ -1059,8 +1068,7 @@ async def check_deadlines(database: Database, settings: CasesSettings, now: date
 async def link_child(session: AsyncSession, subject: Subject, case_id: uuid.UUID, data: LinkChild,
                      if_match: str | None, registry: RegistryClient, authorization: str) -> CaseDetail:
     """Link the case to a registry child (existing, or registered now). The case is untouched if that fails."""
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    require_sent(if_match, what="case")
     case = await _reachable(session, subject, case_id, Action.CASE_LINK_CHILD)
     await check_case_precondition(session, if_match, case)
     if case.state == S.CLOSED.value:
@@ -1123,8 +1131,7 @@ async def name_alleged_perpetrator(session: AsyncSession, subject: Subject, case
                                    registry: RegistryClient) -> CaseDetail:
     """Name which of the child's guardians is the alleged perpetrator, on the case (never in the registry): by the
     registry guardian's id, checked against the linked child's guardians, or by the relationship alone."""
-    if not if_match:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
+    require_sent(if_match, what="case")
     case = await _reachable(session, subject, case_id, Action.CASE_ASSESS)
     await check_case_precondition(session, if_match, case)
     relationship = data.relationship.value if data.relationship is not None else None

@@ -81,5 +81,10 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
                 raise ValueError(f"{pattern!r}: only {{number}}, {{year}} and {{issuer_short}} may appear") from exc
         return DOCUMENT_SYMBOLS | value
 
+    # Offline sync (docs/clients.md): phones keep a closed case this long, then the feed sends its tombstone.
+    # Not fixed by law: the paper file stays with the commune; this bounds what a phone carries.
+    sync_closed_retention_days: int = Field(30, ge=0, description="Days a closed case stays on the phones.")
+    sync_expiry_seconds: float = Field(3600.0, gt=0, description="Between rounds of the closed-case expiry.")
+
     def secret_values(self) -> dict[str, str]:
         return super().secret_values() | self.object_store_required()

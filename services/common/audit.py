@@ -6,7 +6,6 @@ with personal data.
 """
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table
@@ -14,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.auth import Subject
+from services.common.clock import utcnow
 from services.common.db import add_pending_rows
 
 
@@ -47,7 +47,7 @@ class AuditLog:
         from services.common.logging import request_id_var
 
         ids = object_ids if isinstance(object_ids, list) else [object_ids]
-        now = datetime.now(UTC)
+        now = utcnow()
         # Written with the commit, in the same transaction as what it records (see `db.add_pending_rows`).
         add_pending_rows(session, self.table, [
             {"id": uuid.uuid4(), "at": now, "actor_id": subject.id, "actor_role": subject.role.value,

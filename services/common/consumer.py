@@ -8,7 +8,7 @@ same batch twice.
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clients import ServiceTokenProvider
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import ServiceUnavailable
 from services.common.logging import get_logger
@@ -64,7 +65,7 @@ class FeedConsumer:
         feed (it holds the row): waiting for it would only hold a connection, and could outlast the lock timeout."""
         await session.execute(
             insert(self.cursors)
-            .values(feed=self.feed, position=0, updated_at=datetime.now(UTC))
+            .values(feed=self.feed, position=0, updated_at=utcnow())
             .on_conflict_do_nothing(index_elements=["feed"])
         )
         row = await session.execute(
@@ -74,11 +75,7 @@ class FeedConsumer:
         return None if position is None else int(position)
 
     async def fetch(self, after: int) -> EventPage:
-        response = await self.client.get(
-            self.url, params={"after": after, "limit": self.page_size}, headers=await self.tokens.headers()
-        )
-        if response.status_code == 401:
-            self.tokens.invalidate()
+        response = await self.tokens.request("GET", self.url, params={"after": after, "limit": self.page_size})
         response.raise_for_status()
         # Parsed and validated in one step by pydantic-core: catching up spent a fifth of its time in json.loads
         # and validating the parsed dicts.
@@ -124,9 +121,9 @@ class FeedConsumer:
             await session.execute(
                 self.cursors.update()
                 .where(self.cursors.c.feed == self.feed)
-                .values(position=cursor, updated_at=datetime.now(UTC))
+                .values(position=cursor, updated_at=utcnow())
             )
-        self.last_success, self.caught_up = datetime.now(UTC), not has_more
+        self.last_success, self.caught_up = utcnow(), not has_more
         FEED_POSITION.labels(self.feed).set(cursor)
         behind = (self.last_success - events[-1].occurred_at).total_seconds() if has_more else 0.0
         FEED_LAG_SECONDS.labels(self.feed).set(behind)

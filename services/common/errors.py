@@ -51,6 +51,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     403: "Your role may not take this action",
     404: "Not found, or outside your reach",
     409: "Not allowed in the current state of the record",
+    410: "Gone: the sync cursor is no longer valid for you; sync again from the start",
     412: "The record changed since you read it (If-Match); read it again",
     413: "The body is too large",
     415: "The media type is not accepted",
@@ -117,6 +118,10 @@ class Conflict(AppError):
 
 class InvalidTransition(Conflict):
     title, type_suffix = "Action not allowed in the current state", "invalid-transition"
+
+
+class Gone(AppError):
+    status, title, type_suffix = 410, "Gone", "gone"
 
 
 class PreconditionFailed(AppError):

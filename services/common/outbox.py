@@ -21,7 +21,7 @@ transaction cannot be told, it counts as this database's: the frontier errs on t
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -47,6 +47,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
+from services.common.clock import utcnow
 from services.common.db import add_pending_rows, write_pending_rows
 from services.common.errors import BadRequest
 from services.common.logging import get_logger
@@ -122,7 +123,7 @@ class Outbox:
     def emit(self, session: AsyncSession, type: str, payload: dict[str, Any], *, agency: str | None) -> None:
         """Queue an event; it is written in this session's transaction, with the commit (`db.add_pending_rows`)."""
         add_pending_rows(session, self.table, [{
-            "id": uuid.uuid4(), "type": type, "version": EVENT_SCHEMA_VERSION, "occurred_at": datetime.now(UTC),
+            "id": uuid.uuid4(), "type": type, "version": EVENT_SCHEMA_VERSION, "occurred_at": utcnow(),
             "agency": agency, "payload": payload}])
 
     async def write_pending(self, session: AsyncSession) -> None:

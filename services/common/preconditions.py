@@ -27,13 +27,21 @@ def _tags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
-def require_match(if_match: str | None, current: str, *, what: str = "record") -> None:
-    """Refuse a change made without, or against an old, version of the record."""
+def require_sent(if_match: str | None, *, what: str = "record") -> None:
+    """428 at once when a change comes without If-Match: before any lock is taken or any other service called."""
     if not if_match:
         raise PreconditionRequired(f"send If-Match with the ETag of the {what} you read")
-    tags = _tags(if_match)
+
+
+def require_match(if_match: str | None, current: str, *, what: str = "record", location: str | None = None) -> None:
+    """Refuse a change made without, or against an old, version of the record. The 412 names the current version
+    (`current_etag`) and, given the record's path through the gateway (`location`), links to it (`current`): an
+    offline client reads it there, merges its own change in and sends it again with the new ETag."""
+    require_sent(if_match, what=what)
+    tags = _tags(if_match or "")
     if "*" not in tags and current not in tags:
-        raise PreconditionFailed(f"the {what} changed since you read it; read it again", current_etag=current)
+        raise PreconditionFailed(f"the {what} changed since you read it; read it again", current_etag=current,
+                                 **({"current": location} if location else {}))
 
 
 def not_modified(if_none_match: str | None, current: str) -> bool:

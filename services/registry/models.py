@@ -13,6 +13,7 @@ from services.common.audit import AuditLog
 from services.common.clock import utcnow
 from services.common.db import new_metadata
 from services.common.outbox import Outbox
+from services.common.sync import SyncLog
 
 
 class RegistryTable(SQLModel, registry=registry(metadata=new_metadata())):
@@ -22,6 +23,7 @@ class RegistryTable(SQLModel, registry=registry(metadata=new_metadata())):
 metadata = RegistryTable.metadata
 outbox = Outbox(metadata, source="registry")
 audit = AuditLog(metadata)
+sync_log = SyncLog(metadata)  # written by a trigger on `child` (migration 9e4b2d7a1c3f)
 
 ACTIVE = text("merged_into_id IS NULL")
 

@@ -24,13 +24,16 @@ from services.common.locations import communes, provinces
 from services.common.pagination import MAX_PAGE_SIZE, Page
 from services.common.permissions import Action, Scope
 from services.common.preconditions import IfMatch, conditional
-from services.registry import imports, service
+from services.common.sync import MAX_SYNC_PAGE
+from services.registry import imports, service, sync
 from services.registry.addresses import convert_old_address
 from services.registry.export import Labels, export_children, neutralise, to_csv
 from services.registry.imports import ImportRunner
 from services.registry.models import Child, ImportJob
 from services.registry.schemas import (
     AddressConversion,
+    ChildChange,
+    ChildChangePage,
     ChildCreate,
     ChildUpdate,
     ChildView,
@@ -209,6 +212,31 @@ async def merge_children(session: DbSession, subject: ChildMerger, child_id: uui
     view = service.project(child, subject, service.access_scope(subject, Action.CHILD_READ),
                            merged_ids=await service.merged_ids(session, child.id))
     return child_response(view, child)
+
+
+@router.get("/sync/children", response_model=ChildChangePage, tags=["sync"],
+            responses=problem_responses(400, 401, 403, 410, 422, 503,
+                                        s410="The cursor is another identity's (user, role, place): sync from the "
+                                             "start"),
+            summary="Offline sync: the children you can list that changed since the cursor, or their tombstones")
+async def sync_children(
+    session: DbSession, subject: ChildSearcher,
+    cursor: Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the last page applied; none "
+                                                                     "for a first sync")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SYNC_PAGE, description="Changes read at most")] = 50,
+) -> Response:
+    """Apply the items in order: an item with `deleted` removes the child from the replica (`merged_into` names the
+    record that took a merged one's place), any other replaces it whole. Keep `next_cursor` with the replica once
+    the page is applied, and ask again at once while `has_more`."""
+    page = await sync.changes(session, subject, cursor, limit)
+    items = [
+        ChildChange(id=c.child_id, deleted=False, etag=c.etag).model_dump(mode="json") | {"record": c.view}
+        if c.view is not None else
+        ChildChange(id=c.child_id, deleted=True, reason=c.reason, merged_into=c.merged_into).model_dump(mode="json")
+        for c in page.changes
+    ]
+    return Response(dump_json({"items": items, "next_cursor": page.next_cursor, "has_more": page.has_more}),
+                    media_type="application/json")
 
 
 # --- imports ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, model_validator
 
 from services.common.locations import is_commune
+from services.common.sync import SyncItem, SyncPage
 from services.registry.reference import ascii_digits, clean_name, clean_text, normalize_name, normalize_phone
 from services.registry.vocabulary import (
     AtRiskFlag,
@@ -322,3 +323,11 @@ class AddressConversion(BaseModel):
     old_ward_code: str | None
     commune: CommuneRead | None
     province: ProvinceRead | None
+
+
+class ChildChange(SyncItem[ChildView]):
+    """A child record that changed: as you may see it, or a tombstone when it left your reach or was merged."""
+
+
+class ChildChangePage(SyncPage[ChildChange]):
+    """Changes of the children you can list, in the order they were made."""

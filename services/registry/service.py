@@ -29,6 +29,7 @@ from services.common.errors import (
     TooManyRequests,
     UnprocessableContent,
 )
+from services.common.links import public_path
 from services.common.locations import province_of
 from services.common.pagination import CursorInt, CursorText, Keyset
 from services.common.permissions import Action, Agency, Role, Scope
@@ -769,7 +770,8 @@ async def update_child(session: AsyncSession, subject: Subject, child_id: uuid.U
         raise NotFound("no such child")
     if child.merged_into_id is not None:
         raise Conflict("this record was merged; update the surviving record", surviving_id=str(child.merged_into_id))
-    require_match(if_match, etag(child), what="child record")
+    require_match(if_match, etag(child), what="child record",
+                  location=public_path(f"/v1/children/{child.id}"))
     values = {name: to_jsonable_python(value) if name in ("guardians", "special_groups") else value
               for name, value in data.model_dump(exclude_unset=True).items()}
     if "commune_code" in values:
@@ -849,7 +851,8 @@ async def merge_children(session: AsyncSession, subject: Subject, survivor_id: u
     survivor, retired = locked.get(survivor_id), locked.get(merged_id)
     if survivor is None or retired is None or survivor.merged_into_id or retired.merged_into_id:
         raise NotFound("no such child")
-    require_match(if_match, etag(survivor), what="surviving record")
+    require_match(if_match, etag(survivor), what="surviving record",
+                  location=public_path(f"/v1/children/{survivor.id}"))
     now = utcnow()
     retired.merged_into_id = survivor.id
     retired.revision += 1

@@ -16,6 +16,9 @@ from openapi_spec_validator import validate
 
 from gateway.openapi import HTTP_METHODS, combine, operation_clashes, referenced_schemas
 from scripts.stack import ROOT
+from services.cases import workflow
+from services.cases.workflow_routes import camel
+from tests.contract.conftest import combined_document
 from tests.helpers import Api
 
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -56,9 +59,7 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 
 @pytest.fixture(scope="module")
 async def document(api: Api) -> dict[str, Any]:
-    response = await api.client.get("/openapi.json")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+    return dict((await combined_document(api)).json())
 
 
 def test_the_document_is_valid_openapi_and_every_reference_resolves(document: dict[str, Any]) -> None:
@@ -229,3 +230,16 @@ def test_an_operation_id_clash_names_both_routes() -> None:
     assert combined.operation_clashes == [
         "operationId 'listThings' is used by GET /cases/v1/things and GET /registry/v1/things: "
         "rename one route function"]
+
+
+def test_every_workflow_action_is_an_operation_with_its_form_as_a_named_body(document: dict[str, Any]) -> None:
+    """Generated from `workflow.TRANSITIONS`: a change of the table is a change of these operations."""
+    for step in workflow.TRANSITIONS:
+        operation = document["paths"][f"/cases/v1/cases/{{case_id}}/actions/{step.action}"]["post"]
+        assert operation["operationId"] == f"takeAction{camel(step.action)}"
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert f"#/components/schemas/{step.form.__name__}" in refs(body), step.action
+        assert operation["security"] == [{"HTTPBearer": [step.permission.value]}]
+        assert {"401", "403", "404", "409", "412", "422", "428"} <= set(operation["responses"])
+        assert "If-Match" in {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert "/cases/v1/cases/{case_id}/actions/{action}" not in document["paths"]

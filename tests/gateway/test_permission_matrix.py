@@ -16,6 +16,8 @@ import pytest
 
 from scripts.gen_permissions_docs import route_permissions
 from scripts.stack import SERVICE_SCOPES
+from services.cases import workflow
+from services.cases.workflow_routes import takes_no_data
 from services.common.permissions import PERMISSIONS, Action, Role, Scope
 from tests.helpers import Api
 
@@ -53,6 +55,8 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("GET", "/registry/v1/locations/provinces/{code}/communes"): 404,
     ("GET", "/registry/v1/locations/communes/{code}"): 404,
     ("GET", "/registry/v1/locations/convert"): 422,  # the old code is required
+    # The hotline finds children by the match search only: it may not keep a replica of the registry.
+    ("GET", "/registry/v1/sync/children"): {Scope.MATCH: 403, None: 200},
     # cases
     ("GET", "/cases/internal/v1/events"): 200,
     ("GET", "/cases/internal/v1/involvement"): 422,  # purpose and child are required
@@ -61,7 +65,11 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("GET", "/cases/v1/cases"): 200,
     ("GET", "/cases/v1/cases/{case_id}"): 404,
     ("GET", "/cases/v1/cases/{case_id}/history"): 404,
-    ("POST", "/cases/v1/cases/{case_id}/actions/{action}"): 404,  # role x action x state: test_workflow_matrix.py
+    # One route per workflow action (role x action x state: test_workflow_matrix.py). Without If-Match, a form with
+    # required fields is refused as sent (422), a step that takes no data reaches the If-Match check (428).
+    **{("POST", f"/cases/v1/cases/{{case_id}}/actions/{step.action}"): 428 if takes_no_data(step) else 422
+       for step in workflow.TRANSITIONS},
+    ("GET", "/cases/v1/sync/cases"): 200,
     ("POST", "/cases/v1/cases/{case_id}/notes"): 422,
     ("GET", "/cases/v1/cases/{case_id}/notes"): 404,
     ("GET", "/cases/v1/cases/{case_id}/tasks"): 404,
