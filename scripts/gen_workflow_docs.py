@@ -31,6 +31,13 @@ def _names(values: tuple[object, ...]) -> str:
     return ", ".join(str(v) for v in values) or "-"
 
 
+def _module_doc() -> list[str]:
+    """The table's own explanation of who leads and of "except in an emergency"."""
+    doc = workflow.__doc__ or ""
+    paragraphs = [p for p in doc.split("\n\n") if p.startswith(("Who leads", '"Trừ'))]
+    return ["## Who leads, and emergencies", "", *"\n\n".join(paragraphs).splitlines()]
+
+
 def diagram() -> list[str]:
     lines = ["```mermaid", "stateDiagram-v2", "    [*] --> received : intake (Form 01)"]
     for step in workflow.TRANSITIONS:
@@ -44,7 +51,8 @@ def diagram() -> list[str]:
 
 def deadline_rows() -> list[str]:
     defaults = CasesSettings.model_fields
-    rows = ["| deadline | runs for | counted from | set by | started by | met by |", "|---|---|---|---|---|---|"]
+    rows = ["| deadline | runs for | counted from | law or target | started by | met by |",
+            "|---|---|---|---|---|---|"]
     for name, rule in workflow.DEADLINES.items():
         if isinstance(rule.amount, int):
             amount, source = f"{rule.amount} {rule.unit.replace('_', ' ')}", rule.source
@@ -63,7 +71,7 @@ def deadline_rows() -> list[str]:
 
 def render() -> str:
     lines = [
-        "# Case workflow (Decree 56/2017/ND-CP, Arts. 25-32)",
+        "# Case workflow (Decree 56/2017/NĐ-CP, Arts. 25-33; Law on Children 2016, Arts. 47-52)",
         "",
         "Generated from `services/cases/workflow.py` and `services/common/permissions.py` by",
         "`python -m scripts.gen_workflow_docs`; do not edit by hand (a test compares this file with the tables).",
@@ -71,8 +79,10 @@ def render() -> str:
         "Take an action with `POST /v1/cases/{id}/actions/{action}`, the form as JSON body and `If-Match` set to the",
         "case's ETag. An action not allowed in the current state answers 409 with the allowed actions; a stale ETag",
         "412; a missing one 428. Working days skip weekends and Vietnam's public holidays, lunar ones included",
-        "(`holidays` package), and count Saturdays declared working days; a deadline in working days ends at",
-        "midnight, Vietnam time.",
+        "(`holidays` package), and count Saturdays declared working days; a period in days or working days",
+        "starts the day after the event and ends at midnight, Vietnam time (Civil Code 2015 Arts. 147-148).",
+        "",
+        *_module_doc(),
         "",
         "## States",
         "",
@@ -92,6 +102,8 @@ def render() -> str:
         sources = "any open state" if step.sources == workflow.OPEN_STATES else ", ".join(step.sources)
         if step.requires_running:
             sources += f" (while {step.requires_running} runs)"
+        if step.unless_running:
+            sources += f" (once {step.unless_running} no longer runs)"
         lines.append(
             f"| {step.action} | {sources} | {step.target or 'same'} | {step.permission} | {_roles(step)} "
             f"| {step.form.__name__}: {_fields(step)} | {_names(step.starts)} | {_names(step.stops)} "
@@ -106,6 +118,11 @@ def render() -> str:
               "- The commune's people's committee (child-protection officer, chairman) manages the cases of its "
               "commune and sees all of each: reporter, forms in the history, plan, every task and note.",
               "- Hotline operators read back only the intakes they made.",
+              "- After a handover or transfer the new leading commune sees the case; the commune that gave it away "
+              "keeps a read-only trace: the history rows written while it led the case (`GET "
+              "/v1/cases/{id}/history`), nothing after, and no longer the case, its tasks, notes or files.",
+              "- Police record the emergency measure they took on a case that involves them (a referral or their "
+              "own intake); separation (Form 07) stays the chairman's decision (Decree 56 Art. 32(2)).",
               "- Police, education and justice officers see the cases of their area that involve their agency (a task "
               "or referral to it, or an intake it made): their own tasks, notes shared with participants and their "
               "own notes; never the reporter (unless their agency made the intake), the plan or the forms.",
@@ -113,7 +130,13 @@ def render() -> str:
               "protection since 2025) with the same need-to-know view as other agencies.",
               "- A sexual-abuse report creates a referral task for the police at once (Joint Circular 01/2022).",
               "", "## Values", ""]
-    for title, enum in (("States", vocabulary.State), ("Abuse forms (Law Art. 4)", vocabulary.AbuseForm),
+    for title, enum in (("States", vocabulary.State), ("Categories (Decree 56 Arts. 25-30)", vocabulary.CaseCategory),
+                        ("Abuse forms (Law Art. 4)", vocabulary.AbuseForm),
+                        ("Risk forms (Law Art. 49)", vocabulary.RiskForm),
+                        ("Special-circumstance groups (Law Art. 10)", vocabulary.SpecialGroup),
+                        ("Channels (Form 01)", vocabulary.Channel),
+                        ("Separation grounds (Decree 56 Art. 32(1))", vocabulary.SeparationGround),
+                        ("Form 06 items", vocabulary.ReviewItem), ("Task statuses", vocabulary.TaskStatus),
                         ("Environments", vocabulary.Environment), ("Closure reasons", vocabulary.ClosureReason),
                         ("Deadlines", vocabulary.Deadline), ("Task agencies", vocabulary.TaskAgency),
                         ("Measures (Law Art. 50(2))", vocabulary.Measure),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
 from sqlalchemy.orm import aliased
 
-from services.cases.models import Attachment, Case, CaseNote, CaseTask
+from services.cases.models import Attachment, Case, CaseHistory, CaseNote, CaseTask
 from services.cases.vocabulary import NoteVisibility
 from services.common.auth import Subject
 from services.common.permissions import Action, Agency, Scope
@@ -35,8 +35,34 @@ def reach(subject: Subject, action: Action) -> ColumnElement[bool]:
             return false()
 
 
+def reaches(subject: Subject, case: Case, action: Action, task_agencies: set[str]) -> bool:
+    """`reach` for one case already in memory (with the agencies its tasks are for): whether the caller may still
+    take `action` on it, e.g. after a handover moved it to another commune."""
+    if subject.scope(action) == Scope.OWN:
+        return case.created_by == subject.id
+    if not subject.jurisdiction.contains(case.province_code, case.commune_code):
+        return False
+    match subject.scope(action):
+        case Scope.JURISDICTION:
+            return True
+        case Scope.INVOLVED:
+            return subject.agency.value in task_agencies or case.intake_agency == subject.agency.value
+        case _:
+            return False
+
+
 def readable(subject: Subject, action: Action = Action.CASE_READ) -> Select[tuple[Case]]:
     return select(Case).where(reach(subject, action))
+
+
+def traced_history(subject: Subject) -> ColumnElement[bool]:
+    """The read-only trace a commune keeps of a case it handed over or transferred (Law Art. 52(2)): the history
+    rows written while it led the case, with their forms, and nothing after. Only the commune's own people (a
+    commune jurisdiction that manages cases) keep it; the case itself, its tasks, notes and files go with the lead."""
+    if (subject.agency != Agency.PEOPLES_COMMITTEE or subject.jurisdiction.level != "commune"
+            or subject.scope(Action.CASE_READ) != Scope.JURISDICTION):
+        return false()
+    return CaseHistory.commune_code == subject.jurisdiction.commune
 
 
 def readable_tasks(subject: Subject, action: Action = Action.TASK_UPDATE) -> Select[tuple[CaseTask]]:

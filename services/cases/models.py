@@ -6,7 +6,7 @@ details, free text) stays in these tables and never leaves in events or logs.
 """
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -31,10 +31,6 @@ from services.common.db import new_metadata
 from services.common.outbox import Outbox
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class CasesTable(SQLModel, registry=registry(metadata=new_metadata())):
     pass
 
@@ -49,7 +45,9 @@ def _case_fk() -> Any:
 
 
 class Case(CasesTable, table=True):
-    """Ho so vu viec tre em bi xam hai: a report and everything done about it (Decree 56 Arts. 25-32)."""
+    """Hồ sơ vụ việc: a report about a child abused, at risk or in special circumstances, and everything done about
+    it (Decree 56 Arts. 25-33). `commune_code` is the commune that leads the case now (Law Art. 52(2)): the commune
+    where it happened until it hands the case to the commune where the child lives."""
 
     __tablename__ = "case_record"
     __table_args__ = (
@@ -65,8 +63,9 @@ class Case(CasesTable, table=True):
     state: str = Field(max_length=30)
     version: int = 1
     province_code: str = Field(max_length=2)
-    commune_code: str = Field(max_length=5, description="The responsible commune (where it happened, or moved to)")
+    commune_code: str = Field(max_length=5, description="The commune that leads the case now")
     incident_commune_code: str = Field(max_length=5)
+    residence_commune_code: str | None = Field(default=None, max_length=5)
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     incident_date: date | None = None
@@ -84,23 +83,42 @@ class Case(CasesTable, table=True):
     child_age_group: str = Field(max_length=10)
     child_place: str | None = Field(default=None, max_length=200)
 
+    category: str = Field(max_length=30, sa_column_kwargs={"server_default": "abused"})
+    channel: str | None = Field(default=None, max_length=30)
     abuse_forms: list[str] = Field(sa_column=Column(ARRAY(String(30)), nullable=False))
-    environment: str = Field(max_length=30)
+    risk_forms: list[str] = Field(default_factory=list, sa_column=Column(
+        ARRAY(String(30)), nullable=False, server_default="{}"))
+    special_groups: list[str] = Field(default_factory=list, sa_column=Column(
+        ARRAY(String(2)), nullable=False, server_default="{}"))
+    environment: str | None = Field(default=None, max_length=30)
     perpetrator_relationship: str = Field(max_length=30)
     description: str = Field(sa_column=Column(Text, nullable=False))
     danger_indicators: list[str] = Field(sa_column=Column(ARRAY(String(40)), nullable=False))
+    # The rest of Form 01 (names, parents, carer, places, what was done): shown to the managers, never in events.
+    intake_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
     emergency: bool | None = None
+    emergency_measure_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True),
+                                                                                nullable=True))
+    emergency_measure_agency: str | None = Field(default=None, max_length=30)
+    child_views_taken: bool | None = None
+    parent_views: str | None = Field(default=None, max_length=30)
     plan_cycle: int = 0
+    plan_approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    closure_kind: str | None = Field(default=None, max_length=10)
     closure_reason: str | None = Field(default=None, max_length=30)
     closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class CaseHistory(CasesTable, table=True):
-    """Qua trinh xu ly: one row per version of the case (who, agency, when, what, from which state to which)."""
+    """Quá trình xử lý: one row per version of the case (who, agency, when, what, from which state to which).
+
+    `commune_code` is the commune that led the case when the row was written: after a handover, the commune that
+    gave the case away still reads the rows of its own time (its read-only trace)."""
 
     __tablename__ = "case_history"
-    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_history_version"),)
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_history_version"),
+                      Index("ix_case_history_commune", "commune_code", "case_id"))
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
     case_id: uuid.UUID = _case_fk()
@@ -113,6 +131,7 @@ class CaseHistory(CasesTable, table=True):
     from_state: str | None = Field(default=None, max_length=30)
     to_state: str = Field(max_length=30)
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    commune_code: str | None = Field(default=None, max_length=5)
 
 
 class CaseDeadline(CasesTable, table=True):
@@ -145,7 +164,8 @@ class CaseDeadline(CasesTable, table=True):
 
 
 class CasePlan(CasesTable, table=True):
-    """Ke hoach ho tro, can thiep (Form 04) and the chairman's decision on it (Form 05)."""
+    """Kế hoạch hỗ trợ, can thiệp (Form 04) and the chairman's decision on it (Form 05). `tasks` are the proposed
+    tasks the chairman reads before deciding; approval turns them into `CaseTask` rows of the plan's cycle."""
 
     __tablename__ = "case_plan"
 
@@ -165,7 +185,8 @@ class CasePlan(CasesTable, table=True):
 
 
 class CaseTask(CasesTable, table=True):
-    """A task for one agency: a plan task (Decree 56 Art. 31) or a referral (sexual abuse: Joint Circular 01/2022)."""
+    """A task for one agency: a plan task of a plan cycle (Decree 56 Art. 28(3), 29(2)) or a referral (sexual abuse:
+    Joint Circular 01/2022). `due_date` is the expected end."""
 
     __tablename__ = "case_task"
     __table_args__ = (
@@ -180,12 +201,40 @@ class CaseTask(CasesTable, table=True):
     agency: str = Field(max_length=30)
     assignee_id: str | None = Field(default=None, max_length=200)
     title: str = Field(max_length=200)
+    cycle: int | None = None
+    start_date: date | None = None
     due_date: date
+    provider: str | None = Field(default=None, max_length=200)
+    budget_vnd: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     status: str = Field(max_length=20)
+    status_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     notes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     version: int = 1
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseSeparation(CasesTable, table=True):
+    """Tạm thời cách ly trẻ em khỏi cha, mẹ, người chăm sóc (Form 07; Decree 56 Art. 32): one decision, its
+    extensions and its end. Place and carer are personal data: they stay here, never in events."""
+
+    __tablename__ = "case_separation"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = _case_fk()
+    decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    decided_by: str = Field(max_length=100)
+    decision_number: str = Field(max_length=200)
+    ground: str = Field(max_length=40)
+    duration_days: int
+    ends_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    extended_days: int = 0
+    authority_name: str | None = Field(default=None, max_length=200)
+    authority_document: str | None = Field(default=None, max_length=200)
+    place: str = Field(max_length=200)
+    alternative_carer: str = Field(max_length=200)
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    end_kind: str | None = Field(default=None, max_length=30)
 
 
 class CaseNote(CasesTable, table=True):

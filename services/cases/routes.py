@@ -14,12 +14,14 @@ from services.cases.schemas import (
     ChildRead,
     DeadlineDue,
     DeadlineRead,
+    EmergencyMeasureRead,
     HistoryEntry,
     LinkChild,
     NoteCreate,
     NoteRead,
     PlanRead,
     Reporter,
+    SeparationRead,
     StepRead,
     TaskRead,
     TaskUpdate,
@@ -48,7 +50,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"description": text, "content": {"application/problem+json": {}}}
     for code, text in {400: "The body is not JSON, or the cursor is not valid",
                        403: "Your role may not take this action", 404: "No such case within your reach",
-                       409: "Not allowed in the current state; lists the allowed actions",
+                       409: "Not allowed in the current state (or the case is closed); lists the allowed "
+                            "actions",
                        412: "The case changed since you read it", 422: "Invalid data", 428: "If-Match is required",
                        503: "The registry is unavailable"}.items()
 }
@@ -79,17 +82,28 @@ def case_read(detail: service.CaseDetail) -> CaseRead:
     reporter = None
     if view.reporter:
         reporter = Reporter.model_validate(case.reporter) if case.reporter else Reporter(anonymous=True)
+    measure = None
+    if case.emergency_measure_at is not None:
+        measure = EmergencyMeasureRead(taken_at=case.emergency_measure_at, agency=case.emergency_measure_agency)
     return CaseRead(
         id=case.id, state=case.state, version=case.version, province_code=case.province_code,
         commune_code=case.commune_code, incident_commune_code=case.incident_commune_code,
+        residence_commune_code=case.residence_commune_code,
         received_at=case.received_at, updated_at=case.updated_at, incident_date=case.incident_date,
-        intake_agency=case.intake_agency, reporter_anonymous=case.reporter_anonymous, reporter=reporter,
+        intake_agency=case.intake_agency, category=case.category, channel=case.channel,
+        reporter_anonymous=case.reporter_anonymous, reporter=reporter,
         child=ChildRead(child_id=case.child_id, first_name=case.child_first_name,
                         approximate_age=case.child_age_years, sex=case.child_sex, age_group=case.child_age_group,
                         place=case.child_place),
-        abuse_forms=list(case.abuse_forms), environment=case.environment,
+        abuse_forms=list(case.abuse_forms), risk_forms=list(case.risk_forms),
+        special_groups=list(case.special_groups), environment=case.environment,
         perpetrator_relationship=case.perpetrator_relationship, description=case.description,
-        danger_indicators=list(case.danger_indicators), emergency=case.emergency, plan_cycle=case.plan_cycle,
+        danger_indicators=list(case.danger_indicators),
+        intake_details=case.intake_details if view.manager else None,
+        emergency=case.emergency, emergency_measure=measure,
+        separations=[SeparationRead.model_validate(s, from_attributes=True) for s in detail.separations],
+        child_views_taken=case.child_views_taken, parent_views=case.parent_views, plan_cycle=case.plan_cycle,
+        plan_approved_at=case.plan_approved_at, closure_kind=case.closure_kind,
         closure_reason=case.closure_reason, closed_at=case.closed_at, overdue=detail.overdue,
         deadlines=[DeadlineRead(name=d.name, started_at=d.started_at, due_at=d.due_at, met_at=d.met_at,
                                 missed=d.missed, running=d.running)
@@ -108,7 +122,7 @@ def case_response(detail: service.CaseDetail, status: int = 200, headers: dict[s
 
 def summary(case: Any, overdue: bool) -> CaseSummary:
     return CaseSummary(id=case.id, state=case.state, version=case.version, province_code=case.province_code,
-                       commune_code=case.commune_code, received_at=case.received_at,
+                       commune_code=case.commune_code, received_at=case.received_at, category=case.category,
                        abuse_forms=list(case.abuse_forms), environment=case.environment, emergency=case.emergency,
                        overdue=overdue)
 
@@ -161,7 +175,7 @@ async def get_case(session: DbSession, subject: CaseReader, case_id: uuid.UUID) 
 async def get_history(session: DbSession, subject: CaseReader, case_id: uuid.UUID) -> list[HistoryEntry]:
     entries, with_data = await service.history(session, subject, case_id)
     return [HistoryEntry(version=e.version, at=e.at, actor_id=e.actor_id, actor_role=e.actor_role, agency=e.agency,
-                         action=e.action, from_state=e.from_state, to_state=e.to_state,
+                         action=e.action, from_state=e.from_state, to_state=e.to_state, commune_code=e.commune_code,
                          data=e.data if with_data else None) for e in entries]
 
 

@@ -1,21 +1,14 @@
 """Cases API shapes: the intake (Form 01), what each caller may read back, tasks, notes and the work list."""
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.cases.forms import LongText, PlainText, ShortText
-from services.cases.vocabulary import (
-    AbuseForm,
-    ChildSex,
-    DangerIndicator,
-    Environment,
-    NoteVisibility,
-    PerpetratorRelationship,
-    TaskStatus,
-)
+from services.cases import forms
+from services.cases.forms import LongText, PlainText, Reporter, ShortText
+from services.cases.vocabulary import NoteVisibility, TaskStatus
 from services.common.locations import is_commune
 
 
@@ -23,66 +16,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Reporter(Strict):
-    """Who reported. Visible only to the intake's own agency and the case managers."""
-
-    anonymous: bool = True
-    name: ShortText | None = None
-    phone: str | None = Field(None, pattern=r"^\+?[0-9 ]{3,20}$")
-    relationship: ShortText | None = Field(None, description="To the child: neighbour, teacher, parent, ...")
-
-    @model_validator(mode="after")
-    def _anonymous_means_unnamed(self) -> "Reporter":
-        if self.anonymous and (self.name or self.phone):
-            raise ValueError("an anonymous reporter has no name or phone")
-        return self
-
-
-class ChildKnown(Strict):
-    """What the reporter knows of the child: often only a first name, an age, a place; or a registry id."""
-
-    child_id: uuid.UUID | None = Field(None, description="The child's registry id, when known.")
-    first_name: ShortText | None = None
-    approximate_age: int | None = Field(None, ge=0, le=17)
-    sex: ChildSex = ChildSex.UNKNOWN
-    place: ShortText | None = Field(None, description="Where the child can be found (village, school, ...)")
+# Form 01 is the intake's body: its shape lives with the other forms.
+CaseCreate = forms.IntakeReport
 
 
 def _official_commune(value: str) -> str:
     if not is_commune(value):
         raise ValueError("not an official commune/ward code")
     return value
-
-
-class CaseCreate(Strict):
-    """Bao cao tiep nhan thong tin (Form 01)."""
-
-    reporter: Reporter = Field(default_factory=Reporter)
-    child: ChildKnown = Field(default_factory=ChildKnown)
-    incident_date: date | None = None
-    incident_commune_code: str = Field(pattern=r"^\d{5}$", description="Official code of the commune where it "
-                                       "happened: it becomes the responsible commune.")
-    abuse_forms: list[AbuseForm] = Field(min_length=1, max_length=len(AbuseForm))
-    environment: Environment
-    perpetrator_relationship: PerpetratorRelationship = PerpetratorRelationship.UNKNOWN
-    description: LongText
-    danger_indicators: list[DangerIndicator] = Field(default_factory=list, max_length=len(DangerIndicator))
-
-    _commune = field_validator("incident_commune_code")(_official_commune)
-
-    @field_validator("abuse_forms", "danger_indicators")
-    @classmethod
-    def _distinct(cls, values: list[str]) -> list[str]:
-        if len(set(values)) != len(values):
-            raise ValueError("values must not repeat")
-        return values
-
-    @field_validator("incident_date")
-    @classmethod
-    def _not_future(cls, value: date | None) -> date | None:
-        if value is not None and value > datetime.now(UTC).date():
-            raise ValueError("the incident date is in the future")
-        return value
 
 
 class DeadlineRead(BaseModel):
@@ -101,8 +42,13 @@ class TaskRead(BaseModel):
     agency: str
     assignee_id: str | None
     title: str
-    due_date: date
+    cycle: int | None = Field(description="The plan cycle the task belongs to; null for a referral.")
+    start_date: date | None
+    due_date: date = Field(description="Expected end.")
+    provider: str | None
+    budget_vnd: int | None
     status: str
+    status_reason: str | None
     notes: list[dict[str, Any]]
     version: int
 
@@ -113,10 +59,35 @@ class PlanRead(BaseModel):
     status: str
     objectives: str
     measures: list[dict[str, Any]]
+    tasks: list[dict[str, Any]] = Field(description="The proposed tasks (Form 04): agency, what, start, expected "
+                                        "end, provider, budget; the chairman reads them before deciding.")
     submitted_at: datetime
     decided_at: datetime | None
     decision_number: str | None
     return_reason: str | None
+
+
+class SeparationRead(BaseModel):
+    """A temporary separation (Form 07), shown to the case managers."""
+
+    id: uuid.UUID
+    decided_at: datetime
+    decision_number: str
+    ground: str
+    duration_days: int
+    ends_at: datetime
+    extended_days: int
+    authority_name: str | None
+    authority_document: str | None
+    place: str
+    alternative_carer: str
+    ended_at: datetime | None
+    end_kind: str | None
+
+
+class EmergencyMeasureRead(BaseModel):
+    taken_at: datetime
+    agency: str | None
 
 
 class ChildRead(BaseModel):
@@ -135,22 +106,35 @@ class CaseRead(BaseModel):
     state: str
     version: int
     province_code: str
-    commune_code: str
+    commune_code: str = Field(description="The commune that leads the case now (Law Art. 52(2)).")
     incident_commune_code: str
+    residence_commune_code: str | None
     received_at: datetime
     updated_at: datetime
     incident_date: date | None
     intake_agency: str
+    category: str
+    channel: str | None
     reporter_anonymous: bool
     reporter: Reporter | None
     child: ChildRead
     abuse_forms: list[str]
-    environment: str
+    risk_forms: list[str]
+    special_groups: list[str]
+    environment: str | None
     perpetrator_relationship: str
     description: str
     danger_indicators: list[str]
+    intake_details: dict[str, Any] | None = Field(description="The rest of Form 01 (names, parents, carer, places); "
+                                                  "shown to the case managers only.")
     emergency: bool | None
+    emergency_measure: EmergencyMeasureRead | None
+    separations: list[SeparationRead] = Field(description="Shown to the case managers only.")
+    child_views_taken: bool | None
+    parent_views: str | None
     plan_cycle: int
+    plan_approved_at: datetime | None
+    closure_kind: str | None
     closure_reason: str | None
     closed_at: datetime | None
     overdue: bool
@@ -167,8 +151,9 @@ class CaseSummary(BaseModel):
     province_code: str
     commune_code: str
     received_at: datetime
+    category: str
     abuse_forms: list[str]
-    environment: str
+    environment: str | None
     emergency: bool | None
     overdue: bool
 
@@ -182,6 +167,7 @@ class HistoryEntry(BaseModel):
     action: str
     from_state: str | None
     to_state: str
+    commune_code: str | None = Field(description="The commune that led the case when this was done.")
     data: dict[str, Any] | None = Field(description="The form recorded; shown to the case managers only.")
 
 
@@ -201,9 +187,20 @@ class NoteRead(BaseModel):
 
 
 class TaskUpdate(Strict):
+    """A task's progress: open → in_progress → done, or cannot_be_done with a reason; the case officer reopens or
+    waives with a reason."""
+
     status: TaskStatus | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000), PlainText] | None = None
     assignee_id: ShortText | None = None
     note: Annotated[str, Field(min_length=1, max_length=4000), PlainText] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _not_cancelled(cls, value: TaskStatus | None) -> TaskStatus | None:
+        if value == TaskStatus.CANCELLED:
+            raise ValueError("a task is cancelled only by closing the case or approving a new plan")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> "TaskUpdate":

@@ -32,12 +32,13 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     attachment_image_max_pixels: int = Field(50_000_000, ge=1, description="Largest HEIC photo decoded.")
     attachment_idle_seconds: float = Field(60.0, gt=0, description="An upload that sends nothing this long: 408.")
 
-    # Deadlines not fixed by law (see docs/workflow.md).
+    # Internal targets, not law (see docs/workflow.md): they never move a legal deadline.
     assessment_hours: int = Field(12, ge=1, description="Initial assessment (Form 02) after the intake.")
-    specific_assessment_working_days: int = Field(3, ge=1, description="Specific assessment and needs meeting.")
-    plan_approval_working_days: int = Field(2, ge=1, description="Chairman's decision on a submitted plan.")
+    specific_assessment_working_days: int = Field(3, ge=1, description="Specific assessment and needs meeting, "
+                                                  "inside the plan's 5 working days (Decree 56 Art. 28(1)).")
     plan_revision_working_days: int = Field(3, ge=1, description="Resubmitting a returned plan.")
     review_interval_days: int = Field(30, ge=1, description="Days between reviews of a plan being carried out.")
+    closure_decision_working_days: int = Field(2, ge=1, description="Chairman's decision on ending a plan.")
 
     # The periodic deadline check, and how far ahead `me/work` warns of deadlines.
     deadline_check_seconds: float = Field(60.0, gt=0)

@@ -63,6 +63,8 @@ class Action(StrEnum):
     CASE_READ = "case:read"
     CASE_ASSESS = "case:assess"
     CASE_EMERGENCY = "case:emergency"
+    # Recording an emergency measure another competent body took (Decree 56 Art. 26(3), 31(4)).
+    CASE_EMERGENCY_RECORD = "case:emergency_record"
     CASE_PLAN = "case:plan"
     CASE_APPROVE = "case:approve"
     CASE_REVIEW = "case:review"
@@ -114,6 +116,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_CREATE: J,
         Action.CASE_READ: J,
         Action.CASE_ASSESS: J,
+        Action.CASE_EMERGENCY_RECORD: J,
         Action.CASE_PLAN: J,
         Action.CASE_REVIEW: J,
         Action.CASE_TRANSFER: J,
@@ -163,6 +166,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.LOCATION_READ: J,
         Action.CASE_CREATE: J,
         Action.CASE_READ: INV,
+        Action.CASE_EMERGENCY_RECORD: INV,
         Action.CASE_NOTE: INV,
         Action.TASK_UPDATE: INV,
         Action.WORK_READ: J,

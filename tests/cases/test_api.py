@@ -31,7 +31,8 @@ async def test_actions_need_a_fresh_etag_and_a_legal_state(api: Api, cases: Case
 
     illegal = await cases.act(officer, case["id"], "submit_plan")
     assert illegal.status_code == 409
-    assert illegal.json()["allowed_actions"] == ["begin_assessment", "close_early", "transfer"]
+    # The caller's own allowed actions: closing is the chairman's.
+    assert illegal.json()["allowed_actions"] == ["begin_assessment", "record_emergency_measure", "transfer"]
     assert illegal.json()["state"] == "received"
 
     unknown = await cases.act(officer, case["id"], "teleport", {})
@@ -77,7 +78,11 @@ async def test_intake_refuses_bad_data_and_wrong_places(api: Api, cases: Cases) 
     for bad in (intake(incident_commune_code="99999"), intake(incident_date=tomorrow), intake(abuse_forms=[]),
                 intake(abuse_forms=["violence", "violence"]), intake(environment="mars"),
                 intake(reporter={"anonymous": True, "name": "X"}), intake(child={"approximate_age": 30}),
-                intake(unexpected="field")):
+                intake(unexpected="field"), intake(risk_forms=["violence"]),
+                intake(category="at_risk"), intake(category="at_risk", abuse_forms=[]),
+                intake(category="special_circumstances", abuse_forms=[], special_groups=["z"]),
+                intake(residence_commune_code="12345"), intake(channel="pigeon"),
+                intake(received_at=(datetime.now(UTC) + timedelta(hours=2)).isoformat())):
         response = await cases.create(officer, bad)
         assert response.status_code == 422, bad
         assert "Nguyễn" not in response.text  # submitted values are never echoed
@@ -93,8 +98,33 @@ async def test_anonymous_reporter_and_partial_child(api: Api, cases: Cases) -> N
     hotline = await api.as_demo("hotline_operator")
     case = await new_case(cases, hotline, reporter={"anonymous": True}, child={"sex": "male"},
                           incident_date=None)
-    assert case["reporter"] == {"anonymous": True, "name": None, "phone": None, "relationship": None}
+    assert case["reporter"] == {"anonymous": True, "name": None, "phone": None, "address": None,
+                                "relationship": None, "note": None}
     assert case["child"]["age_group"] == "unknown" and case["child"]["first_name"] is None
+
+
+async def test_intake_by_category_with_the_contents_of_form_01(api: Api, cases: Cases) -> None:
+    officer = await api.as_demo("child_protection_officer")
+    received = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+    special = await new_case(
+        cases, officer, category="special_circumstances", abuse_forms=[], special_groups=["a", "dd"],
+        environment=None, channel="in_person", received_at=received.isoformat(), residence_commune_code=OTHER_COMMUNE,
+        child={"full_name": "Nguyễn Thị Lan", "date_of_birth": "2016-05-20", "sex": "female"},
+        reporter={"anonymous": False, "name": "Lê Văn Tâm", "address": "Tổ 3, phường Hoàn Kiếm"},
+        family_circumstances="Both parents died in 2025; the grandmother is ill.", actions_taken="None yet.")
+    assert (special["category"], special["special_groups"], special["environment"]) == (
+        "special_circumstances", ["a", "dd"], None)
+    assert special["child"]["first_name"] == "Lan" and special["child"]["approximate_age"] is not None
+    assert datetime.fromisoformat(special["received_at"]) == received  # the legal clocks run from the report
+    assert special["commune_code"] == DEMO_COMMUNE and special["residence_commune_code"] == OTHER_COMMUNE
+    assert special["intake_details"]["family_circumstances"].startswith("Both parents")
+    assert special["intake_details"]["child"]["full_name"] == "Nguyễn Thị Lan"
+    assert special["reporter"]["address"] == "Tổ 3, phường Hoàn Kiếm"
+    # Before the initial assessment the commune where it happened keeps the case: no handover yet.
+    assert "hand_over" not in special["allowed_actions"]
+    at_risk = await new_case(cases, officer, category="at_risk", abuse_forms=[],
+                             risk_forms=["exploitation"])
+    assert at_risk["risk_forms"] == ["exploitation"] and at_risk["tasks"] == []
 
 
 async def test_hotline_operators_read_back_only_their_own_intakes(api: Api, cases: Cases) -> None:
@@ -174,6 +204,52 @@ async def test_tasks_are_updated_by_their_agency_only(api: Api, cases: Cases) ->
     work = (await api.client.get("/cases/v1/me/work", headers=health)).json()
     assert health_task["id"] in [t["id"] for t in work["tasks"]]
     assert all(t["agency"] == "health" for t in work["tasks"])
+
+
+async def test_task_status_rules_and_the_review_guard(api: Api, cases: Cases) -> None:
+    officer = await api.as_demo("child_protection_officer")
+    chairman = await api.as_demo("commune_chairman")
+    education = await api.province_user("education_officer")
+    case = await new_case(cases, officer)
+    for action in ("begin_assessment", "assess_no_emergency", "complete_specific_assessment", "submit_plan"):
+        await cases.step(officer, case["id"], action)
+    proposal = (await cases.get(chairman, case["id"])).json()
+    assert [t["title"] for t in proposal["plan"]["tasks"]] == ["Investigate the step-parent", "Therapy sessions"]
+    approved = await cases.step(chairman, case["id"], "approve_plan")
+    assert "start_review" not in approved["allowed_actions"]
+    police_task, health_task = sorted((t for t in approved["tasks"] if t["kind"] == "plan"),
+                                      key=lambda t: t["agency"], reverse=True)
+
+    async def patch(headers: dict[str, str], task: dict, body: dict) -> dict:
+        response = await api.client.patch(f"/cases/v1/tasks/{task['id']}", json=body,
+                                          headers=headers | {"If-Match": f'"{task["version"]}"'})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    bad = await api.client.patch(f"/cases/v1/tasks/{police_task['id']}", json={"status": "cancelled"},
+                                 headers=officer | {"If-Match": '"1"'})
+    assert bad.status_code == 422
+    # The officer reopens and waives, with a reason; an agency cannot.
+    police_task = await patch(officer, police_task, {"status": "cannot_be_done", "reason": "Suspect left."})
+    reopened = await patch(officer, police_task, {"status": "open", "reason": "The suspect is back."})
+    assert reopened["status"] == "open" and reopened["status_reason"] == "The suspect is back."
+    assert reopened["notes"][-1]["status"] == "open"
+    no_reason = await api.client.patch(f"/cases/v1/tasks/{reopened['id']}", json={"status": "waived"},
+                                       headers=officer | {"If-Match": f'"{reopened["version"]}"'})
+    assert no_reason.status_code == 422
+    await patch(officer, reopened, {"status": "waived", "reason": "Handled by the court."})
+    await patch(officer, health_task, {"status": "waived", "reason": "Family moved to private therapy."})
+    ready = (await cases.get(officer, case["id"])).json()
+    assert "start_review" in ready["allowed_actions"]
+    assert (await cases.get(education, case["id"])).status_code == 404
+    reviewing = await cases.step(officer, case["id"], "start_review")
+    assert reviewing["state"] == "reviewing"
+    # A new plan cycle replaces nothing finished; its own tasks carry the new cycle.
+    await cases.step(officer, case["id"], "new_plan_cycle")
+    await cases.step(officer, case["id"], "submit_plan")
+    second = await cases.step(chairman, case["id"], "approve_plan")
+    assert sorted({t["cycle"] for t in second["tasks"] if t["kind"] == "plan"}) == [1, 2]
+    assert "start_review" not in second["allowed_actions"]
 
 
 async def test_my_work_lists_approvals_and_deadlines(api: Api, cases: Cases) -> None:

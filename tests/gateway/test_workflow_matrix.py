@@ -21,8 +21,8 @@ import pytest
 
 from gateway.service import demo_jurisdiction
 from services.cases import workflow
-from services.common.permissions import PERMISSIONS, Action, Role, Scope
-from tests.cases.samples import FORMS, intake
+from services.common.permissions import PERMISSIONS, ROLE_AGENCY, Action, Role, Scope
+from tests.cases.samples import FORMS, PLAN, intake
 from tests.helpers import DEMO_COMMUNE, DEMO_PROVINCE, OTHER_COMMUNE, OTHER_PROVINCE, Api
 
 OFFICER, CHAIRMAN = Role.CHILD_PROTECTION_OFFICER, Role.COMMUNE_CHAIRMAN
@@ -41,15 +41,19 @@ class Caller:
 
 def reachable_positions() -> dict[workflow.Position, list[str]]:
     """Every position the table can reach from an intake, with the shortest list of actions that reaches it. A
-    transfer hands the case to another commune without moving it, so it never leads anywhere new."""
+    transfer or handover gives the case to another commune without moving it, so it never leads anywhere new. The
+    answers depend on the state and the running deadlines only: positions that differ only in whether an emergency
+    measure was already taken count once."""
     start = workflow.initial_position()
     paths: dict[workflow.Position, list[str]] = {start: []}
+    seen = {(start.state, start.running)}
     queue = [start]
     while queue:
         position = queue.pop(0)
         for step in workflow.allowed_steps(position):
             following = workflow.advance(position, step.action)
-            if following not in paths:
+            if (following.state, following.running) not in seen:
+                seen.add((following.state, following.running))
                 paths[following] = [*paths[position], step.action]
                 queue.append(following)
     return paths
@@ -62,9 +66,10 @@ def position_id(position: workflow.Position) -> str:
     return "+".join([position.state.value, *sorted(d.value for d in position.running)])
 
 
-def reaches(caller: Caller, action: Action) -> bool:
-    """Whether a case of the demo commune, reported by the demo officer and with no task or referral, is within the
-    caller's reach for `action` (the object matrix tests the other ways in: tasks, referrals, other provinces)."""
+def reaches(caller: Caller, action: Action, position: workflow.Position) -> bool:
+    """Whether a case of the demo commune, reported by the demo officer, is within the caller's reach for `action`.
+    Its only tasks are those of the sample plan (tests/cases/samples.py), once a plan was approved on the way to
+    the position (the object matrix tests the other ways in: referrals, other provinces)."""
     within = (caller.commune == DEMO_COMMUNE if caller.commune
               else caller.province is None or caller.province == DEMO_PROVINCE)
     match PERMISSIONS[caller.role].get(action):
@@ -72,14 +77,15 @@ def reaches(caller: Caller, action: Action) -> bool:
             return within
         case Scope.OWN:
             return caller.role == OFFICER and caller.commune == DEMO_COMMUNE
-        case _:  # INVOLVED: no agency has a task or referral in these cases
-            return False
+        case _:  # INVOLVED: a task of the approved plan for the caller's agency
+            return within and "approve_plan" in POSITIONS[position] and ROLE_AGENCY[caller.role].value in {
+                task["agency"] for task in PLAN["tasks"]}
 
 
 def expected(caller: Caller, step: workflow.Step, position: workflow.Position) -> int:
     if Action.CASE_READ not in PERMISSIONS[caller.role] or step.permission not in PERMISSIONS[caller.role]:
         return 403
-    if not reaches(caller, step.permission):
+    if not reaches(caller, step.permission, position):
         return 404
     return 200 if step in workflow.allowed_steps(position) else 409
 
@@ -104,6 +110,18 @@ class Harness:
                                                   headers=self.headers[caller] | {"If-Match": etag})
         return response.status_code, response.json()
 
+    async def finish_tasks(self, case_id: str) -> None:
+        """The review waits for the plan's tasks (Decree 56 Art. 30): the officer waives those still open."""
+        officer = self.headers[self.caller(OFFICER)]
+        case, _ = await self.read(case_id)
+        for task in case["tasks"]:
+            if task["kind"] == "plan" and task["status"] in ("open", "in_progress", "cannot_be_done"):
+                async with self.gate:
+                    response = await self.api.client.patch(
+                        f"/cases/v1/tasks/{task['id']}", json={"status": "waived", "reason": "not needed"},
+                        headers=officer | {"If-Match": f'"{task["version"]}"'})
+                assert response.status_code == 200, response.text
+
     async def case_at(self, position: workflow.Position) -> str:
         """A new case of the demo commune, brought to `position` by the commune's own officer and chairman."""
         async with self.gate:
@@ -112,11 +130,15 @@ class Harness:
         assert created.status_code == 201, created.text
         case_id = str(created.json()["id"])
         for action in POSITIONS[position]:
+            if action == "start_review":
+                await self.finish_tasks(case_id)
             step = workflow.STEPS[action]
             actor = next(role for role in (OFFICER, CHAIRMAN) if step.permission in PERMISSIONS[role])
             _, etag = await self.read(case_id)
             status, body = await self.act(self.caller(actor), case_id, action, etag)
             assert status == 200, (action, body)
+        if position.state == workflow.State.IMPLEMENTING:
+            await self.finish_tasks(case_id)
         case, _ = await self.read(case_id)
         assert case["state"] == position.state.value
         assert {d["name"] for d in case["deadlines"] if d["running"]} == {d.value for d in position.running}
@@ -165,7 +187,11 @@ async def test_every_role_and_action_on_a_case_in_this_position(harness: Harness
         if status != 200:
             return f"{caller.label} {step.action}: {status}, expected 200: {body}"
         after = workflow.advance(position, step.action)
-        allowed = [s.action for s in workflow.allowed_steps(after) if s.permission in PERMISSIONS[caller.role]]
+        allowed = [s.action for s in workflow.allowed_steps(after) if s.permission in PERMISSIONS[caller.role]
+                   # the review waits for the new plan's tasks
+                   and not (step.action == "approve_plan" and s.action == "start_review")]
+        if step.action in ("hand_over", "transfer"):
+            allowed = []  # the case now leads from another commune: nothing is left to this caller
         if body["state"] != after.state.value or body["allowed_actions"] != allowed:
             return f"{caller.label} {step.action}: now {body['state']} {body['allowed_actions']}, expected " \
                    f"{after.state.value} {allowed}"
