@@ -46,7 +46,8 @@ RUNNING = {State.RECEIVED: Deadline.ASSESSMENT, State.ASSESSING: Deadline.ASSESS
            State.EMERGENCY_PROTECTION: Deadline.EMERGENCY_PROTECTION,
            State.SPECIFIC_ASSESSMENT: Deadline.SPECIFIC_ASSESSMENT, State.PLAN_DRAFTING: Deadline.PLAN_DRAFTED,
            State.AWAITING_APPROVAL: Deadline.PLAN_APPROVAL, State.PLAN_RETURNED: Deadline.PLAN_REVISION,
-           State.IMPLEMENTING: Deadline.REVIEW, State.REVIEWING: Deadline.REVIEW}
+           State.IMPLEMENTING: Deadline.REVIEW, State.REVIEWING: Deadline.REVIEW,
+           State.AWAITING_CLOSURE: Deadline.CLOSURE_DECISION}
 
 INTAKE = {
     "reporter": {"anonymous": True},
