@@ -24,6 +24,7 @@ from services.cases.models import (
     CasePlan,
     CaseSeparation,
     CaseTask,
+    as_written,
     audit,
     metadata,
     outbox,
@@ -160,11 +161,15 @@ def _record(session: AsyncSession, case: Case, subject: Subject, action: str, pr
 # ---------------------------------------------------------------------------------------------------- intake
 
 
-def _new_deadline(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> CaseDeadline:
+def _deadline_values(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> dict[str, Any]:
     rule = workflow.DEADLINES[name]
     amount = rule.amount if isinstance(rule.amount, int) else int(getattr(settings, rule.amount))
-    return CaseDeadline(id=uuid.uuid4(), case_id=case.id, name=name.value, started_at=now,
-                        due_at=workflow.due_at(rule, amount, received_at=case.received_at, started_at=now))
+    return {"id": uuid.uuid4(), "case_id": case.id, "name": name.value, "started_at": now,
+            "due_at": workflow.due_at(rule, amount, received_at=case.received_at, started_at=now)}
+
+
+def _new_deadline(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> CaseDeadline:
+    return CaseDeadline(**_deadline_values(case, name, settings, now))
 
 
 def _start_deadline(session: AsyncSession, case: Case, name: Deadline, settings: CasesSettings,
@@ -265,11 +270,14 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
         "description": data.description, "danger_indicators": [d.value for d in data.danger_indicators],
         "intake_details": _intake_details(data), "plan_cycle": 0,
     }
-    case = Case(**values)
-    deadlines = [_new_deadline(case, name, settings, now) for name in workflow.INTAKE_STARTS]
-    history = CaseHistory(case_id=case.id, version=1, at=now, actor_id=subject.id, actor_role=subject.role.value,
-                          agency=subject.agency.value, action="receive", from_state=None, to_state=case.state,
-                          data={"intake_agency": subject.agency.value}, commune_code=case.commune_code)
+    # Written by the statement below, read back for the answer and the event: built as the ORM builds what it reads.
+    case = as_written(Case, values)
+    deadlines = [as_written(CaseDeadline, _deadline_values(case, name, settings, now))
+                 for name in workflow.INTAKE_STARTS]
+    history = as_written(CaseHistory, {
+        "case_id": case.id, "version": 1, "at": now, "actor_id": subject.id, "actor_role": subject.role.value,
+        "agency": subject.agency.value, "action": "receive", "from_state": None, "to_state": case.state,
+        "data": {"intake_agency": subject.agency.value}, "commune_code": case.commune_code})
     tasks = []
     if case.category == "abused" and AbuseForm.SEXUAL_ABUSE.value in case.abuse_forms:
         # Joint Circular 01/2022 Art. 8: sexual abuse of a child goes to the investigating police at once.
