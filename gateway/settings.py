@@ -88,9 +88,11 @@ class GatewaySettings(ServiceSettings):
     # (CASES_ATTACHMENT_MAX_BYTES, 20 MiB); this one also leaves room for the form fields around the file.
     max_attachment_bytes: int = 21 * 1024 * 1024
     # Time budget of a call to a service, until its answer starts; per service or route prefix:
-    # {"reporting": 20, "registry/v1/children/export": 60}.
+    # {"reporting": 20, "registry/v1/children/export": 60}. The routes that build documents or exports (a
+    # province's report as XLSX or PDF, a commune's export) get a longer default budget: on a busy machine they
+    # can take more than the 15 s meant for a screen's call.
     upstream_timeout_seconds: float = 15.0
-    upstream_timeouts_json: str = "{}"
+    upstream_timeouts_json: str = '{"reporting/v1/reports": 60, "registry/v1/children/export": 60}'
     # Circuit breaker per service: after this many timeouts in a row, answer 503 at once for
     # `breaker_open_seconds`, then let one call through to try again.
     breaker_failures: int = 5

@@ -9,8 +9,9 @@ fields follow the articles that list each form's content, and Form 01 and Form 0
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,6 +41,10 @@ from services.common.locations import is_commune
 # C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, and no form
 # text holds the others.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")  # dates on the forms are Vietnamese calendar days
+# How far back Form 01 may say the information came in: a report written up later keeps its legal clock, but a
+# case cannot be slipped into a period whose statistics are long published.
+REPORT_BACKDATE_DAYS = 7
 # The longest separation the decree allows without a competent authority's request (Art. 32(3)).
 SEPARATION_MAX_DAYS = 15
 
@@ -124,7 +129,7 @@ class ChildKnown(Form):
     @field_validator("date_of_birth")
     @classmethod
     def _born(cls, value: date | None) -> date | None:
-        if value is not None and value > utcnow().date():
+        if value is not None and value > utcnow().astimezone(VIETNAM).date():
             raise ValueError("the date of birth is in the future")
         return value
 
@@ -150,8 +155,9 @@ class IntakeReport(Form):
 
     category: CaseCategory = Field(CaseCategory.ABUSED, description="bị xâm hại / có nguy cơ / hoàn cảnh đặc biệt")
     channel: Channel | None = Field(None, description="Thông qua: điện thoại, gặp trực tiếp, người khác báo.")
-    received_at: PastMoment | None = Field(None, description="Hour and date the information came in; the legal "
-                                           "clocks run from it. Defaults to now.")
+    reported_at: PastMoment | None = Field(None, description="Hour and date the information came in (Form 01, "
+                                           "A.1): the legal clocks run from it. Defaults to now; at most "
+                                           f"{REPORT_BACKDATE_DAYS} days back.")
     received_place: ShortText | None = Field(None, description="Where the information was received.")
     receiving_officer: ShortText | None = Field(None, description="Cán bộ tiếp nhận thông tin (name, as signed).")
     reporter: Reporter = Field(default_factory=Reporter)
@@ -184,8 +190,15 @@ class IntakeReport(Form):
     @field_validator("incident_date")
     @classmethod
     def _not_future(cls, value: date | None) -> date | None:
-        if value is not None and value > datetime.now(UTC).date():
+        if value is not None and value > utcnow().astimezone(VIETNAM).date():
             raise ValueError("the incident date is in the future")
+        return value
+
+    @field_validator("reported_at")
+    @classmethod
+    def _recent(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value < utcnow() - timedelta(days=REPORT_BACKDATE_DAYS):
+            raise ValueError(f"is more than {REPORT_BACKDATE_DAYS} days ago")
         return value
 
     @model_validator(mode="after")

@@ -16,8 +16,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# Form 01 is the intake's body: its shape lives with the other forms.
-CaseCreate = forms.IntakeReport
+class CaseCreate(forms.IntakeReport):
+    """Báo cáo tiếp nhận thông tin trẻ em (Form 01): the intake's body. Its fields live with the other forms
+    (`forms.IntakeReport`); this name is the API's."""
 
 
 def _official_commune(value: str) -> str:

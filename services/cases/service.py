@@ -245,7 +245,7 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
     if not subject.jurisdiction.contains(province, data.incident_commune_code):
         raise NotFound("no such commune in your jurisdiction")
     now = utcnow()
-    received = data.received_at or now
+    received = data.reported_at or now
     child = data.child
     age = child.approximate_age
     if child.date_of_birth is not None:

@@ -132,10 +132,6 @@ class ClosureReason(StrEnum):
     MOVED_ABROAD = "moved_abroad"
 
 
-# An unfounded or duplicate report is not a child abused, at risk or in special circumstances: statistics skip it.
-NOT_A_CHILD_CASE = frozenset({ClosureReason.UNFOUNDED, ClosureReason.DUPLICATE})
-
-
 class ClosureKind(StrEnum):
     """How a case ended: on a review (Form 06) and the chairman's decision, or early."""
 

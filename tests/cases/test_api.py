@@ -82,7 +82,9 @@ async def test_intake_refuses_bad_data_and_wrong_places(api: Api, cases: Cases) 
                 intake(category="at_risk"), intake(category="at_risk", abuse_forms=[]),
                 intake(category="special_circumstances", abuse_forms=[], special_groups=["z"]),
                 intake(residence_commune_code="12345"), intake(channel="pigeon"),
-                intake(received_at=(datetime.now(UTC) + timedelta(hours=2)).isoformat())):
+                intake(reported_at=(datetime.now(UTC) + timedelta(hours=2)).isoformat()),
+                intake(reported_at=(datetime.now(UTC) - timedelta(days=8)).isoformat()),
+                intake(received_at=datetime.now(UTC).isoformat())):  # server-owned
         response = await cases.create(officer, bad)
         assert response.status_code == 422, bad
         assert "Nguyễn" not in response.text  # submitted values are never echoed
@@ -108,7 +110,7 @@ async def test_intake_by_category_with_the_contents_of_form_01(api: Api, cases: 
     received = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
     special = await new_case(
         cases, officer, category="special_circumstances", abuse_forms=[], special_groups=["a", "dd"],
-        environment=None, channel="in_person", received_at=received.isoformat(), residence_commune_code=OTHER_COMMUNE,
+        environment=None, channel="in_person", reported_at=received.isoformat(), residence_commune_code=OTHER_COMMUNE,
         child={"full_name": "Nguyễn Thị Lan", "date_of_birth": "2016-05-20", "sex": "female"},
         reporter={"anonymous": False, "name": "Lê Văn Tâm", "address": "Tổ 3, phường Hoàn Kiếm"},
         family_circumstances="Both parents died in 2025; the grandmother is ill.", actions_taken="None yet.")

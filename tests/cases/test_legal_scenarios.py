@@ -66,8 +66,8 @@ class Walk:
     async def receive(self, at: datetime, subject: Subject = OFFICER, **changes: Any) -> None:
         with frozen_at(at):
             async with self.database.sessionmaker() as session:
-                detail, _ = await service.create_case(session, subject, CaseCreate.model_validate(intake(**changes)),
-                                                      None, self.settings)
+                report = CaseCreate.model_validate(intake(**({"incident_date": None} | changes)))
+                detail, _ = await service.create_case(session, subject, report, None, self.settings)
                 await self.database.commit(session)
         self.case_id, self.version, self.detail = detail.case.id, detail.case.version, detail
 

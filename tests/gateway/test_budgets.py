@@ -17,6 +17,13 @@ def test_the_longest_configured_route_prefix_sets_the_budget() -> None:
     assert proxy.budget("reporting", "/reporting/v1/indicators") == 30
 
 
+def test_reports_and_exports_get_a_longer_budget_by_default() -> None:
+    proxy = Proxy(GatewaySettings().upstreams, GatewaySettings().upstream_timeouts)
+    assert proxy.budget("reporting", "/reporting/v1/reports/2024S1") == 60
+    assert proxy.budget("registry", "/registry/v1/children/export") == 60
+    assert proxy.budget("reporting", "/reporting/v1/indicators") == 15
+
+
 def test_the_breaker_opens_after_repeated_timeouts_and_one_probe_closes_it() -> None:
     breaker = CircuitBreaker(threshold=3, open_seconds=0.2)
     for _ in range(2):
