@@ -1,6 +1,6 @@
 """Hotline intake through the gateway, as a share of what the database does for the same rows.
 
-    .venv/bin/python -m bench.intake [--cases 100000] [--workers 16] [--rounds 8] [--seconds 5] [--replicas 2]
+    .venv/bin/python -m bench.intake [--cases 100000] [--workers 16] [--rounds 8] [--seconds 5] [--replicas 1]
                                      [--profile DIR]
 
 Starts the whole system on fresh databases (local PostgreSQL if it answers, else embedded) and stores `--cases`
@@ -13,8 +13,8 @@ rounds of two sides:
 - gateway: `--workers` clients posting `POST /cases/v1/cases` through the gateway with a hotline token and a new
   `Idempotency-Key` each, as a phone does.
 
-The gateway and the cases service run `--replicas` worker processes each, as deployed (deploy/k8s: two replicas
-at least); `--replicas 1` measures one process each.
+The gateway and the cases service run `--replicas` worker processes each (one by default; deploy/k8s runs two
+replicas at least, which on two shared cores measured no better).
 
 Each pair of rounds gives a ratio (gateway intakes per second / raw transactions per second); the result is the
 median ratio with its spread, the gateway's p99 over all its rounds, the load average at the start and the end.
@@ -328,7 +328,7 @@ def render(args: argparse.Namespace, results: dict[str, Any], loaded_in: float, 
         f"Stored before the run: {args.cases:,} cases with their history, deadlines and tasks (COPY, "
         f"{loaded_in:.1f} s); "
         f"{results['stored_after']:,} after it. The gateway and the cases service run {args.replicas} worker "
-        f"process{'es' if args.replicas > 1 else ''} each (deploy/k8s runs at least two replicas of each). "
+        f"process{'es' if args.replicas > 1 else ''} each. "
         f"{args.workers} concurrent workers on each side, {args.rounds} pairs of "
         f"{args.seconds:g} s rounds, raw first in each pair. Load average (1, 5, 15 min): "
         f"{' / '.join(f'{v:.2f}' for v in load_start)} at the start, {' / '.join(f'{v:.2f}' for v in load_end)} "
@@ -373,8 +373,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--profile", type=Path, help="record the gateway and cases processes with py-spy into DIR")
-    parser.add_argument("--replicas", type=int, default=2,
-                        help="worker processes of the gateway and of the cases service (as deployed: 2 at least)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="worker processes of the gateway and of the cases service (deploy/k8s runs 2 at least)")
     args = parser.parse_args()
     command = ".venv/bin/python -m bench.intake " + " ".join(sys.argv[1:])
     with running_stack("intake", workers={"gateway": args.replicas, "cases": args.replicas}) as stack:

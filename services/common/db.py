@@ -60,6 +60,7 @@ def new_metadata() -> MetaData:
 
 
 PENDING_ROWS = "pending_rows"
+ONE_STATEMENT = "one_statement"  # session.info key of a session of `Database.one_statement`
 Rows = dict[Table, list[dict[str, Any]]]
 
 
@@ -142,6 +143,12 @@ def _write_pending_at_commit(session: Session) -> None:
         session.execute(*pending)
 
 
+@event.listens_for(UnitOfWorkSession, "before_flush")
+def _refuse_flush_in_one_statement(session: Session, *_: Any) -> None:
+    if session.info.get(ONE_STATEMENT):
+        raise RuntimeError("a one-statement unit of work writes through its statement only, not through objects")
+
+
 @event.listens_for(UnitOfWorkSession, "after_rollback")
 def _drop_pending_at_rollback(session: Session) -> None:
     session.info.pop(PENDING_ROWS, None)
@@ -220,9 +227,8 @@ class Database:
         audit line of a read) are written at the end, in a statement of their own. Objects added to the session
         are refused: their flush could take several statements, each its own transaction."""
         async with self._unit({"isolation_level": "AUTOCOMMIT"}) as session:
+            session.info[ONE_STATEMENT] = True
             yield session
-            if session.new or session.dirty or session.deleted:
-                raise RuntimeError("a one-statement unit of work writes through its statement only")
 
     @asynccontextmanager
     async def _unit(self, execution_options: dict[str, Any] | None = None) -> AsyncIterator[AsyncSession]:

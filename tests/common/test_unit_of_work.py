@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, event, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import registry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.audit import AuditLog
@@ -37,6 +38,13 @@ items = Table(
 
 # An item whose token is its key, for a write that inserts nothing when the key exists (ON CONFLICT DO NOTHING).
 keyed_items = Table("keyed_item", metadata, Column("token", String(40), primary_key=True))
+
+
+class KeyedItem:
+    token: str
+
+
+registry().map_imperatively(KeyedItem, keyed_items)
 
 
 class ItemCreate(BaseModel):
@@ -229,6 +237,13 @@ async def test_a_one_statement_unit_of_work_is_one_round_trip_with_its_side_rows
         async with database.unit_of_work() as session:  # the control: an ordinary unit of work is a transaction
             await session.execute(select(func.count()).select_from(keyed_items))
         assert any(query.startswith("BEGIN") for query in sent) and "COMMIT;" in sent, sent
+        # Objects would be flushed in as many statements, each its own transaction: refused, even on an autoflush.
+        with pytest.raises(RuntimeError):
+            async with database.one_statement() as session:
+                item = KeyedItem()
+                item.token = "flushed"
+                session.add(item)
+                await session.execute(select(func.count()).select_from(keyed_items))
         async with database.sessionmaker() as session:
             assert (await session.execute(select(func.count()).select_from(keyed_items))).scalar_one() == 2
             assert (await session.execute(select(func.count()).select_from(audit.table))).scalar_one() == 2
