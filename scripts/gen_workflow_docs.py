@@ -133,7 +133,7 @@ def render() -> str:
     for title, enum in (("States", vocabulary.State), ("Categories (Decree 56 Arts. 25-30)", vocabulary.CaseCategory),
                         ("Abuse forms (Law Art. 4)", vocabulary.AbuseForm),
                         ("Risk forms (Law Art. 49)", vocabulary.RiskForm),
-                        ("Special-circumstance groups (Law Art. 10)", vocabulary.SpecialGroup),
+                        ("Special-circumstance groups (Law Art. 10)", vocabulary.SpecialGroupLetter),
                         ("Channels (Form 01)", vocabulary.Channel),
                         ("Separation grounds (Decree 56 Art. 32(1))", vocabulary.SeparationGround),
                         ("Form 06 items", vocabulary.ReviewItem), ("Task statuses", vocabulary.TaskStatus),

@@ -32,7 +32,7 @@ from services.cases.vocabulary import (
     RiskRating,
     SeparationEndKind,
     SeparationGround,
-    SpecialGroup,
+    SpecialGroupLetter,
     TaskAgency,
 )
 from services.common.clock import utcnow
@@ -176,7 +176,7 @@ class IntakeReport(Form):
                                                        "known: it leads the plan (Law Art. 52(2)).")
     abuse_forms: list[AbuseForm] = Field(default_factory=list, max_length=len(AbuseForm))
     risk_forms: list[RiskForm] = Field(default_factory=list, max_length=len(RiskForm))
-    special_groups: list[SpecialGroup] = Field(default_factory=list, max_length=len(SpecialGroup))
+    special_groups: list[SpecialGroupLetter] = Field(default_factory=list, max_length=len(SpecialGroupLetter))
     environment: Environment | None = None
     perpetrator_relationship: PerpetratorRelationship = PerpetratorRelationship.UNKNOWN
     description: LongText

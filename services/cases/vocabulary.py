@@ -39,7 +39,7 @@ class RiskForm(StrEnum):
     ABANDONMENT = "abandonment"  # bỏ rơi
 
 
-class SpecialGroup(StrEnum):
+class SpecialGroupLetter(StrEnum):
     """Nhóm trẻ em có hoàn cảnh đặc biệt (Law on Children Art. 10), by the letter of the law (đ written `dd`)."""
 
     A = "a"

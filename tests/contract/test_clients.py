@@ -37,7 +37,7 @@ WALK: list[tuple[str, str]] = [
     # The review waits for the plan's tasks (Decree 56 Art. 30): the walk ends the case early instead.
     ("commune_chairman", "close_early"),
 ]
-INVALID_INTAKE = {"incident_commune_code": "7", "abuse_forms": []}  # merged into a valid intake: two bad fields
+INVALID_INTAKE = {"incident_commune_code": "7", "description": ""}  # merged into a valid intake: two bad fields
 
 
 def step_body(action: str) -> dict[str, Any]:
@@ -163,7 +163,7 @@ async def test_the_python_client_walks_a_hotline_report_to_closure(api: Api, pyt
                                                  body=CaseCreate.from_dict(intake() | INVALID_INTAKE))
     problem = problem_of(invalid, 422, Problem)
     assert {tuple(error.loc) for error in problem.errors} == {("body", "incident_commune_code"),
-                                                               ("body", "abuse_forms")}
+                                                               ("body", "description")}
     assert all(error.msg and error.type_ for error in problem.errors)
     assert '"7"' not in invalid.content.decode()
 
