@@ -3,7 +3,8 @@ endpoint and the JWKS, on one real HTTP server.
 
 Events are generated on request from their sequence number (deterministic, nothing held in memory), shaped exactly
 as docs/events.md says. `POST /registry/append` adds a new revision of one child of a province after the generated
-ones, to measure how fast a change shows.
+ones, and `POST /cases/append` a later revision of one case (closed as unfounded), to measure how fast a change
+shows.
 
     .venv/bin/python -m bench.reporting_feed --port 9100 --children 1000000 --cases 100000 --jwk '{...}'
 """
@@ -104,6 +105,8 @@ class Feeds:
         self.children, self.cases = children, cases
         self.appended: list[dict[str, Any]] = []
         self.revisions: dict[int, int] = {}
+        self.appended_cases: list[dict[str, Any]] = []
+        self.case_revisions: dict[int, int] = {}
 
     def registry_event(self, seq: int) -> dict[str, Any]:
         if seq > self.children:
@@ -112,11 +115,14 @@ class Feeds:
         return event(seq, "child.registered", "registry", occurred, child_snapshot(seq - 1))
 
     def cases_event(self, seq: int) -> dict[str, Any]:
+        if seq > self.cases:
+            return self.appended_cases[seq - self.cases - 1]
         payload = case_snapshot(seq - 1, self.children)
         return event(seq, "case.received", "cases", datetime.fromisoformat(payload["received_at"]), payload)
 
     def page(self, source: str, after: int, limit: int) -> dict[str, Any]:
-        end = self.children + len(self.appended) if source == "registry" else self.cases
+        end = (self.children + len(self.appended) if source == "registry"
+               else self.cases + len(self.appended_cases))
         last = min(end, after + limit)
         make = self.registry_event if source == "registry" else self.cases_event
         events = [make(seq) for seq in range(after + 1, last + 1)]
@@ -129,6 +135,22 @@ class Feeds:
         snapshot = child_snapshot(number, revision=2)
         seq = self.children + len(self.appended) + 1
         self.appended.append(event(seq, "child.changed", "registry", datetime.now(UTC), snapshot))
+        return seq
+
+
+    def append_case_change(self, province: str) -> int:
+        """A later revision of one abuse case of the province, closed as unfounded: its child leaves 0101."""
+        number = next(n for n in range(len(self.case_revisions), self.cases)
+                      if n not in self.case_revisions
+                      and (payload := case_snapshot(n, self.children))["province_code"] == province
+                      and payload["category"] == "abused")
+        self.case_revisions[number] = 2
+        payload = case_snapshot(number, self.children)
+        now = datetime.now(UTC)
+        payload.update(revision=2, state="closed", closure_reason="unfounded", closure_kind="early",
+                       closed_at=now.isoformat())
+        seq = self.cases + len(self.appended_cases) + 1
+        self.appended_cases.append(event(seq, "case.changed", "cases", now, payload))
         return seq
 
 
@@ -148,13 +170,16 @@ def build_app(feeds: Feeds, jwk: dict[str, Any]) -> web.Application:
         return web.Response(body=body, content_type="application/json")
 
     async def append(request: web.Request) -> web.Response:
-        return web.json_response({"seq": feeds.append_change(request.query.get("province", "79"))})
+        province = request.query.get("province", "79")
+        if request.match_info["source"] == "cases":
+            return web.json_response({"seq": feeds.append_case_change(province)})
+        return web.json_response({"seq": feeds.append_change(province)})
 
     app = web.Application()
     app.router.add_post("/auth/token", token)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/{source}/internal/v1/events", events)
-    app.router.add_post("/registry/append", append)
+    app.router.add_post("/{source}/append", append)
     return app
 
 

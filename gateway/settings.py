@@ -12,7 +12,7 @@ from services.common.settings import DEVELOPMENT_SECRET, ServiceSettings
 
 # Reading any of these is reading case or child content: such roles need a second factor unless configured otherwise.
 CONTENT_ACTIONS = {Action.CHILD_READ, Action.CHILD_SEARCH, Action.CHILD_EXPORT, Action.CHILD_HISTORY,
-                   Action.CASE_READ}
+                   Action.CASE_READ, Action.DOCUMENT_READ}
 
 
 def roles_reading_content() -> list[Role]:

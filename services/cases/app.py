@@ -9,6 +9,7 @@ from prometheus_client import Gauge
 
 from services.cases import attachments, registry, service
 from services.cases.attachments_routes import router as attachments_router
+from services.cases.documents_routes import router as documents_router
 from services.cases.models import outbox
 from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
@@ -70,7 +71,7 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router, attachments_router, internal_router],
+        routers=[router, attachments_router, documents_router, internal_router],
         outbox=outbox,
         on_startup=[connect_registry, open_object_store],
         background=[watch_deadlines, keep_files],

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -358,3 +359,67 @@ class ObjectSweep(CasesTable, table=True):
     name: str = Field(primary_key=True, max_length=50)
     swept_until: str = Field(max_length=100)
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class DocumentSequence(CasesTable, table=True):
+    """So dang ky van ban: the last number given in one series (an issuing body's papers of one kind in one year).
+
+    The row is locked by the upsert that takes the next number, in the transaction that registers the paper, so
+    numbers are gapless: a rolled-back step gives its number back.
+    """
+
+    __tablename__ = "document_sequence"
+
+    issuer: str = Field(primary_key=True, max_length=60)  # a commune code, or an agency (and its commune)
+    year: int = Field(primary_key=True)
+    series: str = Field(primary_key=True, max_length=20)
+    last_number: int
+
+
+class CaseDocument(CasesTable, table=True):
+    """Van ban cua ho so: one Decree 56 paper of a case (Mau 01-07, the needs-meeting minutes), numbered when its
+    step was taken. Its renderings are `CaseDocumentVersion` rows."""
+
+    __tablename__ = "case_document"
+    __table_args__ = (
+        UniqueConstraint("case_id", "paper", "step_version", name="uq_case_document_step"),
+        UniqueConstraint("issuer", "year", "series", "number", name="uq_case_document_number"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: uuid.UUID = _case_fk()
+    paper: str = Field(max_length=20)  # "01".."07", "03-minutes"
+    step_version: int  # the case version the step made (1: the intake)
+    action: str = Field(max_length=50)
+    issuer: str = Field(max_length=60)
+    issuer_agency: str = Field(max_length=50)
+    issuer_commune_code: str | None = Field(default=None, max_length=5)
+    year: int
+    series: str = Field(max_length=20)
+    number: int
+    reference: str = Field(max_length=100)  # number and symbol, "05/QĐ-UBND"
+    issued_on: date
+    signer_name: str = Field(default="", max_length=200)
+    registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseDocumentVersion(CasesTable, table=True):
+    """A rendering of a paper from one case version, kept for good: the PDF and the DOCX, with their SHA-256.
+
+    `audience` is empty for the whole paper, or the agency an extract was made for (its part of a plan)."""
+
+    __tablename__ = "case_document_version"
+    __table_args__ = (
+        UniqueConstraint("document_id", "audience", "case_version", name="uq_case_document_version"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("case_document.id"),
+                                                    nullable=False))
+    audience: str = Field(default="", max_length=30)
+    case_version: int
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    pdf_sha256: str = Field(max_length=64)
+    docx: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    docx_sha256: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

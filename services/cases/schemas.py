@@ -259,3 +259,31 @@ class StepRead(BaseModel):
     starts: list[str]
     stops: list[str]
     legal_step: str
+
+
+class DocumentVersionRead(BaseModel):
+    """One rendition of a paper, kept for good: made from `case_version` of the case."""
+
+    case_version: int
+    pdf_sha256: str
+    docx_sha256: str
+    created_at: datetime
+
+
+class DocumentRead(BaseModel):
+    """Văn bản của hồ sơ: a Decree 56 paper of the case (Mẫu số 01-07, the needs-meeting minutes), as the caller
+    may see it."""
+
+    id: uuid.UUID
+    case_id: uuid.UUID
+    paper: str = Field(description='"01" ... "07", or "03-minutes"')
+    title: str = Field(description="Tên văn bản")
+    reference: str = Field(description="Số, ký hiệu văn bản: 05/QĐ-UBND")
+    issued_on: date
+    step_version: int = Field(description="The case version the step that made the paper wrote")
+    action: str
+    extract_for: str | None = Field(None, description="The agency this extract of the plan is addressed to")
+    versions: list[DocumentVersionRead] = Field(description="Renditions kept so far, oldest first; fetching the "
+                                                "paper makes one from the case as it stands if its text changed")
+    pdf_url: str
+    docx_url: str

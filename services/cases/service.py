@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, exists, func, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cases import forms, workflow
+from services.cases import documents, forms, workflow
 from services.cases.access import Visibility, reach, reaches, readable, readable_tasks, traced_history, visibility
 from services.cases.models import (
     Case,
@@ -494,8 +494,10 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
     case.state = after.state.value
     case.version += 1
     case.updated_at = now
-    _record(session, case, subject, action, previous.value, form.model_dump(mode="json"), now, leading)
+    data = form.model_dump(mode="json")
+    _record(session, case, subject, action, previous.value, data, now, leading)
     await session.flush()
+    await documents.register_step(session, case, subject, action, data, now, leading, settings)
     outbox.emit(session, "case.changed", await current_snapshot(session, case) | {"action": action},
                 agency=subject.agency.value)
     await audit.record(session, subject, action, "case", str(case.id))

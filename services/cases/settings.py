@@ -3,11 +3,19 @@
 Deadlines the law does not fix are here, with defaults; deadlines the law fixes are in `workflow.DEADLINES`.
 """
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 from services.common.storage import ObjectStoreSettings
+
+# The papers' numbering (Decree 30/2020/NĐ-CP Art. 15: the issuing body decides how its papers are numbered): the
+# series of each paper (one gapless sequence per issuing body, year and series) and its number and symbol.
+DOCUMENT_SERIES = {"01": "BC", "02": "BC", "03": "BC", "03-minutes": "BB", "04": "KH", "05": "QĐ", "06": "BC",
+                   "07": "QĐ"}
+DOCUMENT_SYMBOLS = {"01": "{number:02d}/BC-{issuer_short}", "02": "{number:02d}/BC-UBND",
+                    "03": "{number:02d}/BC-UBND", "03-minutes": "{number:02d}/BB-UBND", "04": "{number:02d}/KH-UBND",
+                    "05": "{number:02d}/QĐ-UBND", "06": "{number:02d}/BC-UBND", "07": "{number:02d}/QĐ-UBND"}
 
 
 class CasesSettings(ServiceSettings, ObjectStoreSettings):
@@ -45,6 +53,35 @@ class CasesSettings(ServiceSettings, ObjectStoreSettings):
     deadline_check_batch: int = Field(500, ge=1)
     work_horizon_hours: int = Field(48, ge=1)
     work_list_limit: int = Field(50, ge=1, le=500, description="Items per list of `me/work`, most urgent first.")
+
+    # The papers (docs/forms/README.md): a province's own templates, tried before the shipped ones; the numbering.
+    forms_template_dir: str | None = Field(None, description="Directory of templates that replace the shipped ones.")
+    document_series: dict[str, str] = Field(default_factory=lambda: dict(DOCUMENT_SERIES),
+                                            description="The series of each paper; papers not named keep theirs.")
+    document_symbols: dict[str, str] = Field(default_factory=lambda: dict(DOCUMENT_SYMBOLS),
+                                             description="Number and symbol of each paper; fields: number, year, "
+                                             "issuer_short. Papers not named keep theirs.")
+
+    @field_validator("document_series")
+    @classmethod
+    def _every_series(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(DOCUMENT_SERIES)
+        if unknown or not all(v.strip() for v in value.values()):
+            raise ValueError(f"series are named for the papers {sorted(DOCUMENT_SERIES)}, not {sorted(unknown)}")
+        return DOCUMENT_SERIES | value
+
+    @field_validator("document_symbols")
+    @classmethod
+    def _every_symbol(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(DOCUMENT_SYMBOLS)
+        if unknown:
+            raise ValueError(f"symbols are named for the papers {sorted(DOCUMENT_SYMBOLS)}, not {sorted(unknown)}")
+        for pattern in value.values():
+            try:
+                pattern.format(number=1, year=2026, issuer_short="UBND")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{pattern!r}: only {{number}}, {{year}} and {{issuer_short}} may appear") from exc
+        return DOCUMENT_SYMBOLS | value
 
     def secret_values(self) -> dict[str, str]:
         return super().secret_values() | self.object_store_required()

@@ -79,6 +79,9 @@ class Action(StrEnum):
     ATTACHMENT_READ = "attachment:read"
     ATTACHMENT_DELETE = "attachment:delete"
     ATTACHMENT_HOLD = "attachment:hold"
+    # the Decree 56 papers of a case, and the blank forms
+    DOCUMENT_READ = "document:read"
+    FORM_PRINT = "form:print"
     # reporting
     STATS_READ = "stats:read"
     CRITERIA_ENTER = "criteria:enter"
@@ -102,6 +105,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.CASE_CREATE: J,
         Action.CASE_READ: OWN,
         Action.CASE_NOTE: OWN,
+        Action.FORM_PRINT: J,
     },
     Role.CHILD_PROTECTION_OFFICER: {
         Action.CHILD_CREATE: J,
@@ -130,6 +134,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.ATTACHMENT_HOLD: J,
         Action.STATS_READ: J,
         Action.CRITERIA_ENTER: J,
+        Action.DOCUMENT_READ: J,
+        Action.FORM_PRINT: J,
     },
     Role.COMMUNE_CHAIRMAN: {
         Action.CHILD_READ: J,
@@ -148,6 +154,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.ATTACHMENT_READ: J,
         Action.ATTACHMENT_DELETE: J,
         Action.ATTACHMENT_HOLD: J,
+        Action.DOCUMENT_READ: J,
+        Action.FORM_PRINT: J,
     },
     Role.HEALTH_OFFICER: {
         Action.CHILD_READ: INV,
@@ -160,6 +168,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.STATS_READ: J,
         Action.ATTACHMENT_UPLOAD: INV,
         Action.ATTACHMENT_READ: INV,
+        Action.DOCUMENT_READ: INV,
+        Action.FORM_PRINT: J,
     },
     Role.POLICE_OFFICER: {
         Action.CHILD_READ: INV,
@@ -173,6 +183,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.ATTACHMENT_UPLOAD: INV,
         Action.ATTACHMENT_READ: INV,
         Action.ATTACHMENT_HOLD: INV,
+        Action.DOCUMENT_READ: INV,
+        Action.FORM_PRINT: J,
     },
     Role.EDUCATION_OFFICER: {
         Action.CHILD_READ: INV,
@@ -184,6 +196,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.WORK_READ: J,
         Action.ATTACHMENT_UPLOAD: INV,
         Action.ATTACHMENT_READ: INV,
+        Action.DOCUMENT_READ: INV,
+        Action.FORM_PRINT: J,
     },
     Role.JUSTICE_OFFICER: {
         Action.CHILD_READ: INV,
@@ -194,6 +208,8 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.WORK_READ: J,
         Action.ATTACHMENT_UPLOAD: INV,
         Action.ATTACHMENT_READ: INV,
+        Action.DOCUMENT_READ: INV,
+        Action.FORM_PRINT: J,
     },
     Role.PROVINCE_STATISTICIAN: {
         Action.LOCATION_READ: J,

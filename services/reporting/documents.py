@@ -8,7 +8,6 @@ Blocking (builds a workbook or a PDF): call these from a worker thread.
 import io
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -21,10 +20,9 @@ from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.common.fonts import SERIF, SERIF_BOLD, register_serif
 from services.common.locations import communes, provinces
 from services.reporting.figures import Counts
 from services.reporting.formats import UNITS_VI, Marking
@@ -34,8 +32,6 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.suppression import Cell
 from services.reporting.vocabulary import BREAKDOWNS, label
 
-FONTS = Path(__file__).parent / "fonts"
-SERIF, SERIF_BOLD, SERIF_ITALIC = "LiberationSerif", "LiberationSerif-Bold", "LiberationSerif-Italic"
 MOTTO = ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc")
 TREND_INDICATORS = ("0101", "HT-VV01")
 
@@ -119,33 +115,45 @@ def xlsx_document(report: Report) -> bytes:
     cover["A1"].font = Font(bold=True, size=14)
     cover.column_dimensions["A"].width, cover.column_dimensions["B"].width = 24, 100
 
+    # One style object of each kind, shared by every cell (openpyxl compares styles to deduplicate them), and row
+    # numbers counted here: `sheet.max_row` scans every cell of the sheet each time it is read.
+    boxed = Border(top=thin, bottom=thin, left=thin, right=thin)
+    heading = Alignment(wrap_text=True, horizontal="center", vertical="center")
+    unwrapped = Alignment(wrap_text=False)
     number = 0
     for group, (group_vi, _) in GROUPS.items():
         sheet = workbook.create_sheet(group_vi[:31])
         sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = 10, 34
+        row = 0
         for indicator in (i for i in INDICATORS if i.group == group):
             number += 1
             columns = _columns(report, indicator)
+            width = len(columns) + 2
             sheet.append([f"Biểu {number}. {indicator.code} — {indicator.name_vi} "
                           f"(đơn vị tính: {UNITS_VI[indicator.unit]})"])
-            sheet.cell(sheet.max_row, 1).font = bold
-            sheet.append(["Mã địa bàn", "Địa bàn", *(heading for heading, _, _ in columns)])
+            row += 1
+            sheet.cell(row, 1).font = bold
+            sheet.append(["Mã địa bàn", "Địa bàn", *(heading_text for heading_text, _, _ in columns)])
             sheet.append(["", "", *(category for _, category, _ in columns)])
-            for header_row in (sheet.max_row - 1, sheet.max_row):
-                for column in range(1, len(columns) + 3):
+            row += 2
+            for header_row in (row - 1, row):
+                for column in range(1, width + 1):
                     cell = sheet.cell(header_row, column)
-                    cell.font, cell.border = bold, Border(top=thin, bottom=thin, left=thin, right=thin)
-                    cell.alignment = Alignment(wrap_text=True, horizontal="center", vertical="center")
+                    cell.font, cell.border, cell.alignment = bold, boxed, heading
             for code, name, counts, hidden in _place_rows(report):
                 sheet.append([code, name, *(_cell(report, indicator, counts, hidden, cell) for _, _, cell in columns)])
-                for column in range(1, len(columns) + 3):
-                    sheet.cell(sheet.max_row, column).border = Border(top=thin, bottom=thin, left=thin, right=thin)
+                row += 1
+                for column in range(1, width + 1):
+                    cell = sheet.cell(row, column)
+                    cell.border = boxed
                     if indicator.is_ratio and column > 2:
-                        sheet.cell(sheet.max_row, column).number_format = "0.0"
-            sheet.cell(sheet.max_row, 2).font = bold
+                        cell.number_format = "0.0"
+            sheet.cell(row, 2).font = bold
             sheet.append([_notes(indicator)])
-            sheet.cell(sheet.max_row, 1).alignment = Alignment(wrap_text=False)
+            row += 1
+            sheet.cell(row, 1).alignment = unwrapped
             sheet.append([])
+            row += 1
         for column in range(3, 60):
             sheet.column_dimensions[get_column_letter(column)].width = 12
     buffer = io.BytesIO()
@@ -154,13 +162,7 @@ def xlsx_document(report: Report) -> bytes:
 
 
 def _register_fonts() -> None:
-    if SERIF in pdfmetrics.getRegisteredFontNames():
-        return
-    pdfmetrics.registerFont(TTFont(SERIF, str(FONTS / "LiberationSerif-Regular.ttf")))
-    pdfmetrics.registerFont(TTFont(SERIF_BOLD, str(FONTS / "LiberationSerif-Bold.ttf")))
-    pdfmetrics.registerFont(TTFont(SERIF_ITALIC, str(FONTS / "LiberationSerif-Italic.ttf")))
-    pdfmetrics.registerFontFamily(SERIF, normal=SERIF, bold=SERIF_BOLD, italic=SERIF_ITALIC,
-                                  boldItalic=SERIF_BOLD)
+    register_serif()
 
 
 def _issuing_body(where: Place) -> tuple[str, str]:

@@ -20,71 +20,73 @@ Counts = dict[str, int]
 
 # Children followed on the last day of the period, with their age in whole years from the first day of their birth
 # month (services/common/age.py): with months numbered year * 12 + month - 1, that is (as_of - birth) div 12.
-_FOLLOWED = """
-    c.merged_into IS NULL AND c.birth_index <= :as_of_index AND c.followed_since <= :as_of
-    AND (c.status = 'active' OR c.status_date > :as_of) AND (:as_of_index - c.birth_index) < 192"""
-_AGE = "(:as_of_index - c.birth_index) / 12"
-_AGE_GROUP = f"CASE WHEN {_AGE} <= 5 THEN '0-5' WHEN {_AGE} <= 10 THEN '6-10' ELSE '11-15' END"
+# The stock counts are written once for the three ways they are asked: the communes of one period, the provinces
+# of one period, and the provinces of several periods in one pass over the children (each row joined to every
+# period, `p`): grouping a million children into 34 provinces rather than 3,321 communes, for many periods at once,
+# is what keeps the national figures cheap to make. `commune_code` in their results holds the place counted.
+_IN_COMMUNES = "IN (SELECT unnest(CAST(:communes AS varchar[])))"
+_IN_PROVINCES = "IN (SELECT unnest(CAST(:provinces AS varchar[])))"
+_PERIODS = ("unnest(CAST(:period_ids AS varchar[]), CAST(:as_ofs AS date[]), CAST(:as_of_indexes AS integer[])) "
+            "AS p(period_id, as_of, as_of_index)")
 
-CHILDREN = text(f"""
-SELECT c.commune_code, c.sex, {_AGE_GROUP} AS age_group, least({_AGE}, 5) AS age,
+
+def _stock_statements(by_province: bool, many: bool) -> tuple[TextClause, TextClause]:
+    """(children, special circumstances) counting statements; each result row carries `period_id` ('' unless
+    `many`)."""
+    place = "c.province_code" if by_province else "c.commune_code"
+    wanted = f"c.province_code {_IN_PROVINCES}" if by_province else f"c.commune_code {_IN_COMMUNES}"
+    spells_wanted = "TRUE" if by_province else f"g.commune_code {_IN_COMMUNES}"
+    as_of, as_of_index = ("p.as_of", "p.as_of_index") if many else (":as_of", ":as_of_index")
+    period = "p.period_id" if many else "''"
+    joined = f"CROSS JOIN {_PERIODS}" if many else ""
+    followed = f"""c.merged_into IS NULL AND c.birth_index <= {as_of_index} AND c.followed_since <= {as_of}
+        AND (c.status = 'active' OR c.status_date > {as_of}) AND ({as_of_index} - c.birth_index) < 192"""
+    age = f"({as_of_index} - c.birth_index) / 12"
+    age_group = f"CASE WHEN {age} <= 5 THEN '0-5' WHEN {age} <= 10 THEN '6-10' ELSE '11-15' END"
+    children = f"""
+SELECT {period} AS period_id, {place} AS commune_code, c.sex, {age_group} AS age_group, least({age}, 5) AS age,
        count(*) AS children,
        count(*) FILTER (WHERE c.birth_registered AND (c.birth_registered_on IS NULL
-                                                      OR c.birth_registered_on <= :as_of)) AS registered,
-       count(*) FILTER (WHERE c.health_insurance_valid_until >= :as_of) AS insured,
+                                                      OR c.birth_registered_on <= {as_of})) AS registered,
+       count(*) FILTER (WHERE c.health_insurance_valid_until >= {as_of}) AS insured,
        count(*) FILTER (WHERE c.disability) AS disabled
-FROM child_fact c
-WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND {_FOLLOWED}
-GROUP BY 1, 2, 3, 4
-""")  # noqa: S608 (only constants are interpolated)
-
-# Driven from the spells (a tenth of the children have one), joined to the child by its key.
-SPECIAL = text(f"""
+FROM child_fact c {joined}
+WHERE {wanted} AND {followed}
+GROUP BY 1, 2, 3, 4, 5"""  # noqa: S608 (only constants are interpolated)
+    # Driven from the spells (a tenth of the children have one), joined to the child by its key.
+    period_of_spell = f"JOIN {_PERIODS} ON p.period_id = s.period_id" if many else ""
+    special = f"""
 WITH spells AS (
-    SELECT g.child_id, g.group_code, bool_or(g.supported) AS supported
-    FROM child_special_group g
-    WHERE g.commune_code IN (SELECT unnest(CAST(:communes AS varchar[])))
-      AND g.start <= :as_of AND (g."end" IS NULL OR g."end" >= :as_of)
-    GROUP BY 1, 2
+    SELECT {period} AS period_id, g.child_id, g.group_code, bool_or(g.supported) AS supported
+    FROM child_special_group g {joined}
+    WHERE {spells_wanted} AND g.start <= {as_of} AND (g."end" IS NULL OR g."end" >= {as_of})
+    GROUP BY 1, 2, 3
 ),
 followed AS (
-    SELECT s.child_id, s.group_code, s.supported, c.commune_code, c.sex, c.disability, {_AGE_GROUP} AS age_group
-    FROM spells s JOIN child_fact c ON c.child_id = s.child_id
-    WHERE c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND {_FOLLOWED}
+    SELECT s.period_id, s.child_id, s.group_code, s.supported, {place} AS commune_code, c.sex, c.disability,
+           {age_group} AS age_group
+    FROM spells s JOIN child_fact c ON c.child_id = s.child_id {period_of_spell}
+    WHERE {wanted} AND {followed}
 )
-SELECT 'group' AS level, commune_code, group_code, NULL AS sex, NULL AS age_group,
+SELECT period_id, 'group' AS level, commune_code, group_code, NULL AS sex, NULL AS age_group,
        count(*) AS children, count(*) FILTER (WHERE supported) AS supported,
        count(*) FILTER (WHERE NOT disability) AS unflagged
-FROM followed GROUP BY commune_code, group_code
+FROM followed GROUP BY period_id, commune_code, group_code
 UNION ALL
-SELECT 'disability', commune_code, NULL, sex, NULL, count(*), count(*) FILTER (WHERE supported),
+SELECT period_id, 'disability', commune_code, NULL, sex, NULL, count(*), count(*) FILTER (WHERE supported),
        count(*) FILTER (WHERE NOT disability)
-FROM followed WHERE group_code = 'd' GROUP BY commune_code, sex
+FROM followed WHERE group_code = 'd' GROUP BY period_id, commune_code, sex
 UNION ALL
-SELECT 'child', commune_code, NULL, sex, age_group, count(*), count(*) FILTER (WHERE supported), 0
-FROM (SELECT child_id, commune_code, sex, age_group, bool_or(supported) AS supported
-      FROM followed GROUP BY child_id, commune_code, sex, age_group) children
-GROUP BY commune_code, sex, age_group
-""")  # noqa: S608
+SELECT period_id, 'child', commune_code, NULL, sex, age_group, count(*), count(*) FILTER (WHERE supported), 0
+FROM (SELECT period_id, child_id, commune_code, sex, age_group, bool_or(supported) AS supported
+      FROM followed GROUP BY period_id, child_id, commune_code, sex, age_group) children
+GROUP BY period_id, commune_code, sex, age_group"""  # noqa: S608
+    return text(children), text(special)
 
 
-# The same two counts grouped by province, for the national report: grouping a million children into 34 provinces
-# rather than 3,321 communes is what makes the first national request for a new period fast. `commune_code` in
-# their results holds the province.
-_IN_COMMUNES = "commune_code IN (SELECT unnest(CAST(:communes AS varchar[])))"
-_IN_PROVINCES = "province_code IN (SELECT unnest(CAST(:provinces AS varchar[])))"
-
-
-def _by_province(statement: str) -> str:
-    replaced = (statement.replace("SELECT c.commune_code,", "SELECT c.province_code AS commune_code,")
-                .replace("s.supported, c.commune_code,", "s.supported, c.province_code AS commune_code,")
-                .replace(f"g.{_IN_COMMUNES}", "TRUE").replace(f"c.{_IN_COMMUNES}", f"c.{_IN_PROVINCES}"))
-    assert _IN_COMMUNES not in replaced and "c.commune_code" not in replaced, replaced
-    return replaced
-
-
-CHILDREN_BY_PROVINCE = text(_by_province(CHILDREN.text))
-SPECIAL_BY_PROVINCE = text(_by_province(SPECIAL.text))
+COMMUNE_STOCKS = _stock_statements(by_province=False, many=False)
+COMMUNE_STOCKS_OF_PERIODS = _stock_statements(by_province=False, many=True)
+PROVINCE_STOCKS = _stock_statements(by_province=True, many=True)
 
 _RECEIVED = "c.commune_code IN (SELECT unnest(CAST(:communes AS varchar[]))) AND c.received_on BETWEEN :start AND :end"
 
@@ -231,6 +233,17 @@ def month_index(day: date) -> int:
     return day.year * 12 + day.month - 1
 
 
+def _derived_ratios(counts: Counts) -> None:
+    """Ratios whose parts are other indicators' totals."""
+    _ratio(counts, key("HT-TE08"), counts.get(key("HT-TE02"), 0), counts.get(key("HT-TE01"), 0))
+    _ratio(counts, key("HT-VV05"), counts.get(key("HT-VV04"), 0), counts.get(key("HT-TE01"), 0))
+
+
+def _params(period: Period) -> dict[str, Any]:
+    return {"start": period.start, "end": period.end, "as_of": period.end, "as_of_index": month_index(period.end),
+            "criterion_6": list(CRITERION_6_FORMS)}
+
+
 async def commune_counts(session: AsyncSession, communes: list[str], period: Period,
                          include_children: bool = True) -> dict[str, Counts]:
     """All counts of `communes` for `period`; communes with nothing to count get an empty dict. Without
@@ -238,44 +251,64 @@ async def commune_counts(session: AsyncSession, communes: list[str], period: Per
     result: dict[str, Counts] = {code: {} for code in communes}
     if not communes:
         return result
-    params: dict[str, Any] = {"communes": communes, "start": period.start, "end": period.end,
-                              "as_of": period.end, "as_of_index": month_index(period.end),
-                              "criterion_6": list(CRITERION_6_FORMS)}
+    params = {"communes": communes, **_params(period)}
     if include_children:
-        await _children(session, params, result)
+        await _children(session, params, {"": result}, COMMUNE_STOCKS)
     await _cases(session, params, result)
     for counts in result.values():
-        # Ratios whose parts are other indicators' totals.
-        _ratio(counts, key("HT-TE08"), counts.get(key("HT-TE02"), 0), counts.get(key("HT-TE01"), 0))
-        _ratio(counts, key("HT-VV05"), counts.get(key("HT-VV04"), 0), counts.get(key("HT-TE01"), 0))
+        _derived_ratios(counts)
     return result
 
 
-async def province_counts(session: AsyncSession, wanted: list[str], period: Period) -> dict[str, Counts]:
-    """All counts of the provinces `wanted` for `period`, each the exact sum of its communes' (the same facts,
-    the same rules), counting the children by province directly."""
-    result: dict[str, Counts] = {code: {} for code in wanted}
-    members = sorted(code for code, unit in official().items() if unit.province_code in result)
-    params: dict[str, Any] = {"communes": members, "provinces": wanted, "start": period.start, "end": period.end,
-                              "as_of": period.end, "as_of_index": month_index(period.end),
-                              "criterion_6": list(CRITERION_6_FORMS)}
-    await _children(session, params, result, CHILDREN_BY_PROVINCE, SPECIAL_BY_PROVINCE)
-    by_commune: dict[str, Counts] = {code: {} for code in members}
-    await _cases(session, params, by_commune)
-    for code, counts in by_commune.items():
-        total = result[official()[code].province_code]
-        for name, value in counts.items():
-            total[name] = total.get(name, 0) + value
-    for counts in result.values():
-        _ratio(counts, key("HT-TE08"), counts.get(key("HT-TE02"), 0), counts.get(key("HT-TE01"), 0))
-        _ratio(counts, key("HT-VV05"), counts.get(key("HT-VV04"), 0), counts.get(key("HT-TE01"), 0))
+async def commune_counts_of_periods(session: AsyncSession, communes: list[str],
+                                    periods: list[Period]) -> dict[str, dict[str, Counts]]:
+    """All counts of `communes` for each of `periods` (period id -> commune -> counts), the children of every period
+    counted in one pass over the communes' child rows."""
+    result: dict[str, dict[str, Counts]] = {p.id: {code: {} for code in communes} for p in periods}
+    if not communes or not periods:
+        return result
+    await _children(session, {"communes": communes, "period_ids": [p.id for p in periods],
+                              "as_ofs": [p.end for p in periods],
+                              "as_of_indexes": [month_index(p.end) for p in periods]}, result,
+                    COMMUNE_STOCKS_OF_PERIODS)
+    for period in periods:
+        await _cases(session, {"communes": communes, **_params(period)}, result[period.id])
+        for counts in result[period.id].values():
+            _derived_ratios(counts)
     return result
 
 
-async def _children(session: AsyncSession, params: dict[str, Any], result: dict[str, Counts],
-                    children: TextClause = CHILDREN, special: TextClause = SPECIAL) -> None:
+async def province_counts(session: AsyncSession, wanted: list[str],
+                          periods: list[Period]) -> dict[str, dict[str, Counts]]:
+    """All counts of the provinces `wanted` for each of `periods` (period id -> province -> counts), each the exact
+    sum of its communes' (the same facts, the same rules). The children of every period are counted by province in
+    one pass over the child rows."""
+    result: dict[str, dict[str, Counts]] = {p.id: {code: {} for code in wanted} for p in periods}
+    if not wanted or not periods:
+        return result
+    members = sorted(code for code, unit in official().items() if unit.province_code in wanted)
+    await _children(session, {"provinces": wanted, "period_ids": [p.id for p in periods],
+                              "as_ofs": [p.end for p in periods],
+                              "as_of_indexes": [month_index(p.end) for p in periods]}, result, PROVINCE_STOCKS)
+    for period in periods:
+        by_commune: dict[str, Counts] = {code: {} for code in members}
+        await _cases(session, {"communes": members, **_params(period)}, by_commune)
+        totals = result[period.id]
+        for code, counts in by_commune.items():
+            total = totals[official()[code].province_code]
+            for name, value in counts.items():
+                total[name] = total.get(name, 0) + value
+        for counts in totals.values():
+            _derived_ratios(counts)
+    return result
+
+
+async def _children(session: AsyncSession, params: dict[str, Any], results: dict[str, dict[str, Counts]],
+                    statements: tuple[TextClause, TextClause]) -> None:
+    """Adds the stock counts to `results` (period id, '' for a single period -> place -> counts)."""
+    children, special = statements
     for row in await session.execute(children, params):
-        c = result[row.commune_code]
+        c = results[row.period_id][row.commune_code]
         for breakdown, category in (("", ""), ("sex", row.sex), ("age_group", row.age_group)):
             _add(c, key("HT-TE01", breakdown, category), row.children)
             _ratio(c, key("HT-TE04", breakdown, category), row.registered, row.children)
@@ -289,7 +322,7 @@ async def _children(session: AsyncSession, params: dict[str, Any], result: dict[
             _add(c, key("HT-TE07", breakdown, category) + "|d", row.disabled)
 
     for row in await session.execute(special, params):
-        c = result[row.commune_code]
+        c = results[row.period_id][row.commune_code]
         if row.level == "group":
             _add(c, key("HT-TE02", "special_group", row.group_code), row.children)
             _ratio(c, key("HT-TE03", "special_group", row.group_code), row.supported, row.children)

@@ -142,3 +142,15 @@ def tilings(family: list[Period]) -> list[tuple[Period, list[Period]]]:
             if days == (whole.end - whole.start).days + 1:
                 result.append((whole, sorted(parts, key=lambda p: p.start)))
     return result
+
+
+def recent_periods(today: date, years: int) -> list[Period]:
+    """Every period of every kind that has begun by `today` and ends in one of the last `years` calendar years (this
+    one included), newest first: the periods whose national figures are kept ready."""
+    found = []
+    for year in range(today.year, today.year - years, -1):
+        names = ([f"{year + 1}AS1", f"{year + 1}AY", f"{year}AS2", f"{year}AS1", f"{year}AY", str(year)]
+                 + [f"{year}S{h}" for h in (2, 1)] + [f"{year}Q{q}" for q in range(4, 0, -1)]
+                 + [f"{year}{m:02d}" for m in range(12, 0, -1)])
+        found += [p for p in map(parse_period, names) if p.start <= today and p.end.year > today.year - years]
+    return sorted(set(found), key=lambda p: (p.end, p.start), reverse=True)

@@ -24,7 +24,7 @@ from services.common.permissions import Action
 from services.common.preconditions import IfMatch, conditional
 from services.reporting import child_friendly, dhis2, formats
 from services.reporting.documents import Report, pdf_document, xlsx_document
-from services.reporting.figures import add_counts, commune_counts
+from services.reporting.figures import commune_counts
 from services.reporting.indicators import GROUPS, INDICATORS
 from services.reporting.periods import Period, parse_period
 from services.reporting.schemas import (
@@ -46,6 +46,7 @@ from services.reporting.service import (
     period_list,
     place,
     place_figures,
+    place_totals,
     poll_state,
     readable_location,
     rows_of,
@@ -191,18 +192,15 @@ async def list_values(
 
 
 async def _trend(session: DbSession, where: Place, period: Period, own: bool) -> list[tuple[str, dict[str, Any]]]:
-    """Totals of the trend chart's indicators over the last 12 periods of the same kind. A commune's published
-    report shows its province's trend: the commune's own past figures would need every past period's suppression."""
+    """Totals of the trend chart's indicators over the last 12 periods of the same kind, from the stored counts. A
+    commune's published report shows its province's trend: the commune's own past figures would need every past
+    period's suppression."""
     scope = where if own or where.level != "commune" else place(where.province or "")
     assert scope is not None
-    wanted = sorted(code for code, unit in communes().items() if scope.level == "national"
-                    or (unit.province_code == scope.province and (scope.level == "province"
-                                                                 or code == scope.code)))
-    trend = []
-    for one in period.previous(TREND_PERIODS):
-        total = add_counts(list((await commune_counts(session, wanted, one, include_children=False)).values()))
-        trend.append((one.id, {"0101": total.get("0101||", 0), "HT-VV01": total.get("HT-VV01||", 0)}))
-    return trend
+    periods = period.previous(TREND_PERIODS)
+    totals = await place_totals(session, periods, scope)
+    return [(one.id, {"0101": totals[one.id].get("0101||", 0), "HT-VV01": totals[one.id].get("HT-VV01||", 0)})
+            for one in periods]
 
 
 @router.get(

@@ -17,11 +17,18 @@ class ReportingSettings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/reporting"
     registry_url: str = "http://127.0.0.1:8001"
     cases_url: str = "http://127.0.0.1:8002"
-    # Events per batch (the producers answer at most 1,000 a page): each batch is one transaction with one COPY
-    # per table.
-    feed_batch_size: int = Field(default=1000, ge=1, le=1000)
-    feed_idle_seconds: float = 1.0
+    # Events per batch: each batch is one transaction with one COPY per table, read in pages of at most 1,000 (the
+    # producers' limit) while the previous batch is applied.
+    feed_batch_size: int = Field(default=5000, ge=1, le=20_000)
+    # How long a caught-up consumer waits before asking its feed again: a change shows in the figures at most this
+    # long after its producer committed it, plus the batch.
+    feed_idle_seconds: float = Field(default=0.25, gt=0, le=60)
 
+    # The national figures of every period that ends in the last `national_ready_years` years are counted ahead
+    # (province by province, only where a province's data changed) once the feeds are caught up, then again after
+    # each pause: a first national request for such a period reads stored totals. 0 turns this off.
+    national_ready_years: int = Field(default=3, ge=0, le=20)
+    national_ready_pause_seconds: float = Field(default=30.0, gt=0)
     # Provinces x periods whose commune counts and suppression are kept in memory (a few MB each).
     province_views_cached: int = Field(default=64, ge=1)
     # Reporting days are Vietnamese calendar days: event timestamps are converted to this zone.

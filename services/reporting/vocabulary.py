@@ -145,6 +145,7 @@ class DeadlineName(StrEnum):
     PLAN_APPROVAL = "plan_approval"
     PLAN_REVISION = "plan_revision"
     REVIEW = "review"
+    CLOSURE_DECISION = "closure_decision"
 
 
 class SeparationDuration(StrEnum):
@@ -271,6 +272,7 @@ DEADLINES = from_enum("report_deadline", DeadlineName, {
     "specific_assessment": ("Đánh giá cụ thể (chỉ tiêu nội bộ)", "Specific assessment (internal target)"),
     "plan_drafted": ("Xây dựng kế hoạch", "Plan drafted"), "plan_approval": ("Phê duyệt kế hoạch", "Plan approved"),
     "plan_revision": ("Điều chỉnh kế hoạch", "Plan revised"), "review": ("Rà soát, đánh giá", "Review"),
+    "closure_decision": ("Quyết định kết thúc (chỉ tiêu nội bộ)", "Closure decision (internal target)"),
 }, vi="Bước xử lý", en="Workflow step", source="Decree 56/2017/NĐ-CP, Arts. 26-32")
 DURATIONS = from_enum("report_separation_duration", SeparationDuration, {
     "within_15_days": ("Kết thúc trong 15 ngày", "Ended within 15 days"),

@@ -207,3 +207,7 @@ def test_the_installed_project_carries_every_module_and_migration(tmp_path: Path
             if path.is_file() and "__pycache__" not in path.parts:
                 relative = path.relative_to(ROOT).as_posix()
                 assert relative in names, f"{relative} missing from the image: migrations would not run"
+    # The papers' fonts and templates (services/cases/documents_render.py): without them no PDF could be made.
+    for path in [*(ROOT / "services/common/fonts").glob("*.ttf"), *(ROOT / "services/cases/templates/forms").iterdir()]:
+        relative = path.relative_to(ROOT).as_posix()
+        assert relative in names, f"{relative} missing from the image: no paper could be made"

@@ -80,6 +80,9 @@ ALLOWED_ANSWERS: dict[tuple[str, str], Answer] = {
     ("POST", "/cases/v1/attachments/{attachment_id}/link"): 404,
     ("POST", "/cases/v1/attachments/{attachment_id}/delete"): 422,  # the reason is required
     ("PUT", "/cases/v1/attachments/{attachment_id}/legal-hold"): 422,
+    ("GET", "/cases/v1/cases/{case_id}/documents"): 404,
+    ("GET", "/cases/v1/cases/{case_id}/documents/{document_id}.{fmt}"): 422,  # a random id is no format
+    ("GET", "/cases/v1/forms/{paper}/blank.{fmt}"): 422,  # nor a paper
     # reporting
     ("GET", "/reporting/v1/indicators"): 200,
     ("GET", "/reporting/v1/values"): 422,  # indicator, period and place are required

@@ -1,6 +1,7 @@
 """Reporting tests: a migrated empty database per test, and consumers reading producer-shaped feeds over HTTP."""
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -65,14 +66,16 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def consumers(database: Database, server: FeedServer, ingestor: Ingestor, client: httpx.AsyncClient,
-              batch_size: int = 50) -> list[FeedConsumer]:
-    """The two consumers the service runs, pointed at the test feed server."""
+              batch_size: int = 50, **options: Any) -> list[FeedConsumer]:
+    """The two consumers the service runs, pointed at the test feed server (`options`: page size, read-ahead)."""
     tokens = ServiceTokenProvider(client, server.token_url, "reporting", "secret", ["events:read"])
     return [
         FeedConsumer(feed="registry", url=server.url("registry"), database=database, cursor_table=feed_cursors,
-                     client=client, tokens=tokens, apply=ingestor.apply_registry_events, batch_size=batch_size),
+                     client=client, tokens=tokens, apply=ingestor.apply_registry_events, batch_size=batch_size,
+                     **options),
         FeedConsumer(feed="cases", url=server.url("cases"), database=database, cursor_table=feed_cursors,
-                     client=client, tokens=tokens, apply=ingestor.apply_cases_events, batch_size=batch_size),
+                     client=client, tokens=tokens, apply=ingestor.apply_cases_events, batch_size=batch_size,
+                     **options),
     ]
 
 
@@ -81,3 +84,4 @@ async def drain(feed_consumers: list[FeedConsumer]) -> None:
     for consumer in feed_consumers:
         while await consumer.run_once():
             pass
+        consumer.stop_reading_ahead()

@@ -377,9 +377,10 @@ async def test_commune_figures_are_suppressed_for_outsiders_and_exact_for_the_co
         exact = {v["category"]: v["value"] for v in body["values"] if v["breakdown"] in (None, "sex")}
         assert exact[None] >= 12 and exact["male"] >= 3 and not any(v["suppressed"] for v in body["values"])
         assert body["marking"]["level"] == "commune_only" and "Mật" in body["marking"]["text_vi"]
-        elsewhere = await api.client.get("/reporting/v1/values", headers=own,
-                                         params={"period": "2024", "location": PROVINCE})
-        assert elsewhere.status_code == 404
+        for other_place in (PROVINCE, "32110"):  # its province, a neighbouring commune: not theirs to read
+            elsewhere = await api.client.get("/reporting/v1/values", headers=own,
+                                             params={"period": "2024", "location": other_place})
+            assert elsewhere.status_code == 404, other_place
 
 
 async def test_the_commune_enters_the_criteria_it_cannot_compute_with_their_evidence(

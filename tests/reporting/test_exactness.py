@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,15 @@ from services.reporting.indicators import BY_CODE, LOCALITY
 from services.reporting.ingest import Ingestor
 from services.reporting.models import DataVersion, feed_cursors
 from services.reporting.periods import parse_period
-from services.reporting.service import ProvinceViews, ValueRow, data_version, place, report_rows
+from services.reporting.service import (
+    ProvinceViews,
+    ValueRow,
+    data_version,
+    keep_national_ready,
+    outdated_periods,
+    place,
+    report_rows,
+)
 from services.reporting.settings import ReportingSettings
 from tests.reporting.conftest import consumers, drain
 from tests.reporting.feeds import FeedServer
@@ -40,9 +49,10 @@ def population() -> Population:
     return generate(seed=20261125, communes_used=COMMUNES_USED, children=500, cases=250)
 
 
-async def _load(database: Database, population: Population, client: httpx.AsyncClient, batch_size: int = 37) -> None:
+async def _load(database: Database, population: Population, client: httpx.AsyncClient, batch_size: int = 37,
+                **options: Any) -> None:
     async with FeedServer(population.registry, population.cases) as server:
-        await drain(consumers(database, server, Ingestor(), client, batch_size))
+        await drain(consumers(database, server, Ingestor(), client, batch_size, **options))
 
 
 def _check_place(rows: list[ValueRow], expected: Expected, level: str, locality: dict[str, int]) -> None:
@@ -106,7 +116,8 @@ async def test_replay_from_zero_and_redelivery_give_identical_figures(
         http_client: httpx.AsyncClient) -> None:
     first, second = reporting_db, other_reporting_db
     await _load(first, population, http_client, batch_size=37)
-    await _load(second, population, http_client, batch_size=500)
+    # Batches of several pages, each next page read while a batch is applied (as the service runs).
+    await _load(second, population, http_client, batch_size=120, page_size=29, read_ahead=True)
     reference = await _all_counts(first)
     assert reference == await _all_counts(second)
     assert any(reference["2024"].values())
@@ -120,6 +131,43 @@ async def test_replay_from_zero_and_redelivery_give_identical_figures(
     assert await _all_counts(first) == reference
     async with first.sessionmaker() as session:
         assert (await session.execute(select(DataVersion.__table__))).all() == versions
+
+
+async def test_national_figures_counted_ahead_are_exact_and_recounted_after_a_change(
+        reporting_db: Database, http_client: httpx.AsyncClient) -> None:
+    population = generate(seed=20261128, communes_used=COMMUNES_USED, children=200, cases=100)
+    await _load(reporting_db, population, http_client)
+    periods = [parse_period(p) for p in PERIODS]
+    nation = place("VN")
+    assert nation is not None
+    async with reporting_db.sessionmaker() as session:
+        assert await outdated_periods(session, periods) == periods  # nothing counted yet
+    assert await keep_national_ready(reporting_db, periods, chunk=3) == len(periods)
+    assert await keep_national_ready(reporting_db, periods) == 0  # nothing changed: nothing to count
+
+    async def check() -> None:
+        async with reporting_db.sessionmaker() as session:
+            assert await outdated_periods(session, periods) == []
+            for period in periods:
+                expected = expected_counts(population, period.start, period.end, set(COMMUNES_USED))
+                locality = {p: sum(expected_counts(population, period.start, period.end, {c}).get(("0101", "", ""), 0)
+                                   for c in cs) for p, cs in PLACES.items()}
+                rows = await report_rows(session, period, nation, await data_version(session, nation), SETTINGS,
+                                         ProvinceViews())
+                _check_place(rows, expected, "national", locality)
+
+    await check()
+    # A child of province 01 moves to province 24: their totals are outdated in every period, and counted again.
+    child_id, child = next((i, c) for i, c in population.children.items()
+                           if c["commune_code"] == "00070" and i not in population.retired)
+    moved = {**child, "revision": child["revision"] + 1, "commune_code": "07210", "province_code": "24"}
+    population.registry.emit("child.changed", moved, datetime(2026, 1, 10, tzinfo=UTC))
+    population.children[child_id] = moved
+    await _load(reporting_db, population, http_client)
+    async with reporting_db.sessionmaker() as session:
+        assert await outdated_periods(session, periods) == periods
+    assert await keep_national_ready(reporting_db, periods) == len(periods)
+    await check()
 
 
 class Crash(Exception):

@@ -1,8 +1,9 @@
 """Applying events: newer revisions only, moves bump both places, and a malformed event is set aside."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -155,3 +156,19 @@ async def test_an_emergency_protection_taken_after_12_hours_is_late_whatever_the
     async with reporting_db.sessionmaker() as session:
         fact = (await session.execute(select(CaseFact))).scalar_one()
     assert fact.emergency_kept is False
+
+
+def test_local_days_match_the_zone_on_every_day_including_offset_changes() -> None:
+    """The day a timestamp falls on, computed from a cached offset per day, is the zone's calendar day; on a day the
+    offset changes (daylight saving, or Vietnam's own past changes) each timestamp is converted by itself."""
+    moments = [datetime(1975, 6, 12, 16, 59, 59, tzinfo=UTC), datetime(1975, 6, 12, 17, 0, tzinfo=UTC),
+               datetime(2025, 5, 31, 16, 59, 59, tzinfo=UTC), datetime(2025, 5, 31, 17, 0, tzinfo=UTC),
+               datetime(2025, 3, 30, 0, 59, 59, tzinfo=UTC), datetime(2025, 3, 30, 1, 0, tzinfo=UTC),
+               datetime(2025, 10, 26, 0, 30, tzinfo=UTC), datetime(2025, 10, 26, 22, 59, 59, tzinfo=UTC),
+               datetime(2025, 10, 26, 23, 0, tzinfo=UTC)]
+    moments += [moment + timedelta(minutes=37 * step) for moment in moments for step in range(-50, 50)]
+    moments += [moment.astimezone(timezone(timedelta(hours=-9, minutes=-30))) for moment in moments[:100]]
+    for zone in ("Asia/Ho_Chi_Minh", "Europe/Paris", "America/St_Johns"):
+        ingestor = Ingestor(zone)
+        for moment in moments:
+            assert ingestor.local_day(moment) == moment.astimezone(ZoneInfo(zone)).date(), (zone, moment)

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from services.common.errors import BadRequest
-from services.reporting.periods import parse_period
+from services.reporting.periods import parse_period, recent_periods
 from services.reporting.settings import ReportingSettings
 
 
@@ -68,3 +68,16 @@ def test_previous_periods_for_a_trend() -> None:
 def test_unknown_periods_are_bad_requests(identifier: str) -> None:
     with pytest.raises(BadRequest):
         parse_period(identifier)
+
+
+def test_the_periods_kept_ready_are_every_kind_begun_by_today_in_the_last_years() -> None:
+    found = recent_periods(date(2026, 11, 28), 3)
+    ids = [p.id for p in found]
+    assert len(ids) == len(set(ids))
+    assert all(p.start <= date(2026, 11, 28) and p.end.year >= 2024 for p in found)
+    assert {"2024S2", "2024Q3", "202410", "2024", "2024AY", "2025AS1", "202611", "2026Q4", "2026", "2026AY"} <= set(ids)
+    assert not {"2023S2", "202312", "202612", "2027AS1", "2027AY"} & set(ids)  # too old, or not begun
+    # 35 months, 12 quarters, 6 half-years, 3 years, 6 administrative half-years, 3 administrative years
+    assert len(ids) == 35 + 12 + 6 + 3 + 6 + 3
+    assert [p.end for p in found] == sorted((p.end for p in found), reverse=True)
+    assert recent_periods(date(2026, 11, 28), 0) == []

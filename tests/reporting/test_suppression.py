@@ -366,3 +366,48 @@ async def test_province_localities_and_commune_reports_hide_the_same_cells(repor
     for code in (small, medium, large):
         for row in shown[code].values():
             assert row.suppressed or row.value is None or row.value == 0 or row.value >= THRESHOLD
+
+
+async def test_suppression_is_decided_again_only_when_the_periods_figures_moved(reporting_db: Database) -> None:
+    """A change in the province that moves no figure of the family (a case of another year) keeps what was hidden;
+    a change within the family's periods decides suppression again, on the new figures."""
+    small, large = [code for code, c in communes().items() if c.province_code == "04"][:2]
+    async with reporting_db.sessionmaker() as session, session.begin():
+        await Ingestor().apply_cases_events(session, [case_event(small, ["violence"]) for _ in range(2)]
+                                            + [case_event(large, ["violence"]) for _ in range(12)])
+    settings, views, period = ReportingSettings(), ProvinceViews(), parse_period("2024S1")
+    where = place("04")
+    assert where is not None
+
+    async def view() -> tuple[int, dict]:
+        async with reporting_db.sessionmaker() as session:
+            version = await data_version(session, where)
+            await report_rows(session, period, where, version, settings, views, [BY_CODE["0101"]])
+            entry = views.entries[(tuple(p.id for p in FAMILY), "04")]
+            return version.number, entry.hidden
+
+    first_version, first_hidden = await view()
+    assert first_hidden["2024S1"][small]  # the small commune's 2 cases are hidden
+    another_year = case_event(small, ["violence"])
+    another_year.payload["received_at"] = "2022-03-05T03:00:00+00:00"
+    async with reporting_db.sessionmaker() as session, session.begin():
+        await Ingestor().apply_cases_events(session, [another_year])
+    second_version, second_hidden = await view()
+    assert second_version > first_version and second_hidden is first_hidden
+
+    async with reporting_db.sessionmaker() as session, session.begin():
+        await Ingestor().apply_cases_events(session, [case_event(small, ["violence"]) for _ in range(10)])
+    third_version, third_hidden = await view()
+    assert third_version > second_version and third_hidden is not first_hidden
+    rows = await _rows_of(reporting_db, small, period, settings, views)
+    assert not rows[(None, None)].suppressed and rows[(None, None)].value == 12  # 2 + 10: no longer small
+
+
+async def _rows_of(database: Database, code: str, period: Period, settings: ReportingSettings,
+                   views: ProvinceViews) -> dict:
+    where = place(code)
+    assert where is not None
+    async with database.sessionmaker() as session:
+        rows = await report_rows(session, period, where, await data_version(session, where), settings, views,
+                                 [BY_CODE["0101"]])
+    return {(r.breakdown, r.category): r for r in rows}
