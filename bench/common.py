@@ -25,15 +25,17 @@ NO_RATE_LIMITS = {"gateway": {"GATEWAY_RATE_LIMIT_PER_USER": "0", "GATEWAY_RATE_
 
 @contextmanager
 def running_stack(label: str, extra_env: dict[str, dict[str, str]] | None = None,
-                  object_store: ObjectStoreAccess | None = None) -> Iterator[Stack]:
+                  object_store: ObjectStoreAccess | None = None,
+                  workers: dict[str, int] | None = None) -> Iterator[Stack]:
     """The four services with demo users on fresh databases (local PostgreSQL if it answers, else embedded),
-    dropped again afterwards. Rate limits are off: the driver is one address and a few users."""
+    dropped again afterwards. Rate limits are off: the driver is one address and a few users. `workers`: worker
+    processes per service (replicas behind one port)."""
     pg = choose_postgres(ROOT / "var" / "pg-bench", prefer_local=True)
     names = {s.name: f"{label}_{uuid.uuid4().hex[:6]}_{s.name}" for s in SERVICES}
     create_databases(pg, list(names.values()))
     stack = Stack(pg=pg, database_names=names, ports={s.name: free_port() for s in SERVICES},
                   client_secrets=new_client_secrets(), seed_demo=True, log_dir=ROOT / "var" / "bench-logs",
-                  extra_env=NO_RATE_LIMITS | (extra_env or {}), object_store=object_store)
+                  extra_env=NO_RATE_LIMITS | (extra_env or {}), object_store=object_store, workers=workers or {})
     stack.migrate_all()
     try:
         stack.start_all()

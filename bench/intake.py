@@ -1,6 +1,7 @@
 """Hotline intake through the gateway, as a share of what the database does for the same rows.
 
-    .venv/bin/python -m bench.intake [--cases 100000] [--workers 16] [--rounds 8] [--seconds 5] [--profile DIR]
+    .venv/bin/python -m bench.intake [--cases 100000] [--workers 16] [--rounds 8] [--seconds 5] [--replicas 1]
+                                     [--profile DIR]
 
 Starts the whole system on fresh databases (local PostgreSQL if it answers, else embedded) and stores `--cases`
 cases with their history and deadlines (COPY, as `bench/cases.py`). Then, at the same concurrency, alternates short
@@ -11,6 +12,9 @@ rounds of two sides:
   intake through the gateway wrote, with new ids. No HTTP, no Python service, no ORM: the database's own price.
 - gateway: `--workers` clients posting `POST /cases/v1/cases` through the gateway with a hotline token and a new
   `Idempotency-Key` each, as a phone does.
+
+The gateway and the cases service run `--replicas` worker processes each (one by default; deploy/k8s runs two
+replicas at least, which on two shared cores measured no better).
 
 Each pair of rounds gives a ratio (gateway intakes per second / raw transactions per second); the result is the
 median ratio with its spread, the gateway's p99 over all its rounds, the load average at the start and the end.
@@ -127,6 +131,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """A service's CPU: its process and its worker processes (uvicorn --workers)."""
+    children: list[int] = []
+    for children_file in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children += [int(child) for child in children_file.read_text().split()]
+        except OSError:
+            continue
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(child) for child in children)
+
+
 class CpuMeter:
     """CPU used by the driver, each service process and the PostgreSQL backends serving this run's databases (the
     server is shared: other backends are someone else's)."""
@@ -144,7 +159,7 @@ class CpuMeter:
                 "SELECT sum(sessions) FROM pg_stat_database WHERE datname = ANY($1::text[])", self.databases)
         finally:
             await connection.close()
-        processes = {name: cpu_seconds(process.pid) for name, process in self.stack.processes.items()}
+        processes = {name: tree_cpu_seconds(process.pid) for name, process in self.stack.processes.items()}
         return {"driver": cpu_seconds(os.getpid()), **processes,
                 "postgres": sum(cpu_seconds(pid) for pid in backends), "connections opened": float(sessions or 0)}
 
@@ -217,8 +232,9 @@ async def profile(stack: Stack, session: aiohttp.ClientSession, url: str, header
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     directory.mkdir(parents=True, exist_ok=True)
     recorders = {name: subprocess.Popen(
-        [py_spy, "record", "--pid", str(stack.processes[name].pid), "--duration", str(round(seconds)), "--rate",
-         "250", "--format", "raw", "--nonblocking", "--output", str(directory / f"{name}.txt")],
+        [py_spy, "record", "--pid", str(stack.processes[name].pid), "--subprocesses", "--duration",
+         str(round(seconds)), "--rate", "250", "--format", "raw", "--nonblocking", "--output",
+         str(directory / f"{name}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in ("gateway", "cases")}
     await gateway_round(session, url, headers, workers, seconds + 1)
     for name, recorder in recorders.items():
@@ -311,7 +327,9 @@ def render(args: argparse.Namespace, results: dict[str, Any], loaded_in: float, 
         "",
         f"Stored before the run: {args.cases:,} cases with their history, deadlines and tasks (COPY, "
         f"{loaded_in:.1f} s); "
-        f"{results['stored_after']:,} after it. {args.workers} concurrent workers on each side, {args.rounds} pairs of "
+        f"{results['stored_after']:,} after it. The gateway and the cases service run {args.replicas} worker "
+        f"process{'es' if args.replicas > 1 else ''} each. "
+        f"{args.workers} concurrent workers on each side, {args.rounds} pairs of "
         f"{args.seconds:g} s rounds, raw first in each pair. Load average (1, 5, 15 min): "
         f"{' / '.join(f'{v:.2f}' for v in load_start)} at the start, {' / '.join(f'{v:.2f}' for v in load_end)} "
         "at the end.",
@@ -355,9 +373,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--profile", type=Path, help="record the gateway and cases processes with py-spy into DIR")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="worker processes of the gateway and of the cases service (deploy/k8s runs 2 at least)")
     args = parser.parse_args()
     command = ".venv/bin/python -m bench.intake " + " ".join(sys.argv[1:])
-    with running_stack("intake") as stack:
+    with running_stack("intake", workers={"gateway": args.replicas, "cases": args.replicas}) as stack:
         started = time.perf_counter()
         asyncio.run(bulk_load(stack.database_url("cases"), args.cases))
         loaded_in = time.perf_counter() - started

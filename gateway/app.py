@@ -9,13 +9,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
+from starlette.middleware import Middleware
 
 from gateway import pages
 from gateway.keys import KeyRing
 from gateway.oauth import AuthorizationServer
-from gateway.proxy import Proxy
+from gateway.proxy import DirectForwarding, Proxy
 from gateway.ratelimit import Limiter, MemoryRateLimiter, RedisRateLimiter
-from gateway.routes import router
+from gateway.routes import FORWARDED_METHODS, SERVICES, forward, forwarding_route, router
 from gateway.service import Identity, seed_demo_users
 from gateway.settings import GatewaySettings
 from gateway.vocabularies import vocabularies_router
@@ -74,6 +75,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # The proxy passes queries on to the services, which refuse unknown ones; OAuth endpoints must ignore them
         # (RFC 6749 section 3.1).
         refuse_unknown_query=False,
+        middleware=[Middleware(DirectForwarding, services=SERVICES, methods=FORWARDED_METHODS, endpoint=forward,
+                               route=forwarding_route())],
     )
     # A path that differs by a trailing slash is not found: no redirect, whose Location would echo the Host header.
     app.router.redirect_slashes = False

@@ -13,6 +13,7 @@ service's public routes under its prefix (`/cases/v1/cases`), one schema per mod
   service is down) and, on routes that take a body, 413.
 """
 
+import asyncio
 import copy
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from services.common.openapi import PROBLEM_JSON, PROBLEM_REF
 
 logger = get_logger("openapi")
 SCHEMA_PREFIX = "#/components/schemas/"
+SERVICE_DOC_TIMEOUT = 15.0
 _REF = re.compile(r"^#/components/schemas/([A-Za-z0-9_.\-]+)$")
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Paths of a service that clients never reach through the gateway, or reach through the gateway's own route.
@@ -171,13 +173,18 @@ def merge(gateway_doc: dict[str, Any], service_docs: dict[str, dict[str, Any]]) 
 
 
 async def fetch_service_docs(client: httpx.AsyncClient, upstreams: dict[str, str]) -> dict[str, dict[str, Any]]:
-    docs: dict[str, dict[str, Any]] = {}
-    for service, url in upstreams.items():
+    """Every service's own document, fetched at once. A service builds it on first request, which takes seconds on
+    a loaded machine: the bound is generous, and a service that misses it is left out and asked again next time."""
+
+    async def fetch(service: str, url: str) -> tuple[str, dict[str, Any] | None]:
         try:
-            response = await client.get(f"{url}/openapi.json", timeout=3.0)
+            response = await client.get(f"{url}/openapi.json", timeout=SERVICE_DOC_TIMEOUT)
             response.raise_for_status()
-            docs[service] = response.json()
+            return service, response.json()
         except httpx.HTTPError as exc:
             logger.warning("service openapi unavailable", extra={"upstream": service,
                                                                    "error_type": type(exc).__name__})
-    return docs
+            return service, None
+
+    fetched = await asyncio.gather(*(fetch(service, url) for service, url in upstreams.items()))
+    return {service: doc for service, doc in fetched if doc is not None}

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 
 from gateway import openapi
 from gateway.keys import KeyRing
@@ -367,8 +368,12 @@ ATTACHMENT_UPLOADS = (("POST", re.compile(r"^v1/cases/[^/]+/attachments$")),
                       ("PUT", re.compile(r"^v1/attachment-uploads/[^/]+/parts/[^/]+$")))
 
 
-@router.api_route("/{service}/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                  include_in_schema=False)
+FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+# Requests under a service's prefix reach this endpoint through `proxy.DirectForwarding`, before the router; the
+# route stays for the rest (an unknown prefix is 404 here) and names the requests in the access log and metrics.
+@router.api_route("/{service}/{path:path}", methods=list(FORWARDED_METHODS), include_in_schema=False)
 async def forward(request: Request, service: str, path: str) -> Response:
     if service not in SERVICES:
         raise NotFound("no such route")
@@ -384,3 +389,7 @@ async def forward(request: Request, service: str, path: str) -> Response:
         return await proxy.forward(request, url, service, settings.max_attachment_bytes, streamed=True)
     max_body = settings.max_upload_bytes if "/imports" in f"/{path}" else settings.max_body_bytes
     return await proxy.forward(request, url, service, max_body)
+
+
+def forwarding_route() -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is forward)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -263,6 +263,7 @@ class Identity:
     async def sync_service_clients(self) -> None:
         """Service clients come from configuration; their secrets are stored hashed."""
         async with self.database.sessionmaker() as session, session.begin():
+            await _one_replica_at_a_time(session)
             for client_id, config in self.settings.service_clients.items():
                 client = await session.get(ServiceClient, client_id)
                 secret = str(config["secret"])
@@ -404,6 +405,7 @@ async def seed_demo_users(database: Database, password: str) -> None:
     """Demo users `demo-<role>` / password `demo`: development only (settings refuse it in production)."""
     password_hash = await hash_password(password)
     async with database.sessionmaker() as session, session.begin():
+        await _one_replica_at_a_time(session)
         for role in Role:
             if role == Role.SERVICE:
                 continue
@@ -415,3 +417,12 @@ async def seed_demo_users(database: Database, password: str) -> None:
                              agency=ROLE_AGENCY[role].value, role=role.value,
                              jurisdiction_level=jurisdiction.level, province_code=jurisdiction.province,
                              commune_code=jurisdiction.commune, password_hash=password_hash))
+
+
+STARTUP_LOCK_KEY = 0x67_77_73  # "gws"
+
+
+async def _one_replica_at_a_time(session: AsyncSession) -> None:
+    """Replicas that start at once (a rollout, several workers) would insert the same service client or demo user
+    and one would fail to start: each waits for the other's transaction, then finds the rows there."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK_KEY})

@@ -265,6 +265,8 @@ class Stack:
     log_format: str = "json"
     seed_demo: bool = False
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Worker processes per service (uvicorn --workers), as replicas behind one port; one by default.
+    workers: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path | None = None
     object_store: ObjectStoreAccess | None = None
@@ -328,6 +330,8 @@ class Stack:
         command = [sys.executable, "-m", "uvicorn", f"{service.module}:create_app", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.ports[service.name]), "--no-access-log",
                    "--loop", "uvloop", "--http", "httptools", "--timeout-graceful-shutdown", "5"]
+        if self.workers.get(service.name, 1) > 1:
+            command += ["--workers", str(self.workers[service.name])]
         if service.name == "gateway":
             # The public entry trusts no X-Forwarded-* from clients (behind a load balancer, set
             # --forwarded-allow-ips to its address instead).

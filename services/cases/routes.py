@@ -36,7 +36,7 @@ from services.cases.schemas import (
 from services.cases.settings import CasesSettings
 from services.cases.vocabulary import State
 from services.common.auth import Subject, require
-from services.common.db import DbSession
+from services.common.db import DbSession, DbStatementSession
 from services.common.errors import problem_responses
 from services.common.links import public_path
 from services.common.pagination import MAX_PAGE_SIZE, Page
@@ -182,7 +182,7 @@ async def get_workflow(subject: CaseReader) -> list[StepRead]:
                                                                "true)"}},
              summary="Record a report (Form 01); it goes at once to the commune where it happened")
 async def create_case(
-    session: DbSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
+    session: DbStatementSession, subject: CaseCreator, settings: Settings, body: CaseCreate,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                                    pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> Response:

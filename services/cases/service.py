@@ -52,6 +52,7 @@ from services.cases.models import (
     CasePlan,
     CaseSeparation,
     CaseTask,
+    as_written,
     audit,
     metadata,
     outbox,
@@ -75,7 +76,7 @@ from services.cases.vocabulary import (
 from services.common.age import age_group
 from services.common.auth import Jurisdiction, Subject
 from services.common.clock import utcnow
-from services.common.db import Database
+from services.common.db import Database, Shape, pending_inserts, take_pending_rows
 from services.common.errors import (
     Conflict,
     FieldError,
@@ -221,11 +222,15 @@ def _record(session: AsyncSession, case: Case, subject: Subject, action: str, pr
 # ---------------------------------------------------------------------------------------------------- intake
 
 
-def _new_deadline(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> CaseDeadline:
+def _deadline_values(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> dict[str, Any]:
     rule = workflow.DEADLINES[name]
     amount = rule.amount if isinstance(rule.amount, int) else int(getattr(settings, rule.amount))
-    return CaseDeadline(id=uuid.uuid4(), case_id=case.id, name=name.value, started_at=now,
-                        due_at=workflow.due_at(rule, amount, received_at=case.received_at, started_at=now))
+    return {"id": uuid.uuid4(), "case_id": case.id, "name": name.value, "started_at": now,
+            "due_at": workflow.due_at(rule, amount, received_at=case.received_at, started_at=now)}
+
+
+def _new_deadline(case: Case, name: Deadline, settings: CasesSettings, now: datetime) -> CaseDeadline:
+    return CaseDeadline(**_deadline_values(case, name, settings, now))
 
 
 def _start_deadline(session: AsyncSession, case: Case, name: Deadline, settings: CasesSettings,
@@ -236,9 +241,11 @@ def _start_deadline(session: AsyncSession, case: Case, name: Deadline, settings:
 
 
 @cache
-def _intake_statement(case_columns: tuple[str, ...], companions: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
-    """The statement that inserts a case and its companion rows, built once per shape (SQLAlchemy then reuses its
-    compiled form without even recomputing a cache key)."""
+def _intake_statement(case_columns: tuple[str, ...], companions: tuple[tuple[str, tuple[str, ...]], ...],
+                      pending: Shape | None) -> Any:
+    """The statement that inserts a case, its companion rows and the unit of work's pending rows (its audit line and
+    event), built once per shape (SQLAlchemy then reuses its compiled form without even recomputing a cache key).
+    Everything after the case is inserted only if the case was: a retry with a known key inserts nothing."""
     table = metadata.tables["case_record"]
     new_case = (insert(table).values({c: bindparam(f"case_{c}", type_=table.c[c].type) for c in case_columns})
                 .on_conflict_do_nothing(constraint="uq_case_record_idempotency").returning(table.c.id)
@@ -249,12 +256,15 @@ def _intake_statement(case_columns: tuple[str, ...], companions: tuple[tuple[str
         source = select(new_case.c.id, *(bindparam(f"c{index}_{c}", type_=companion.c[c].type) for c in columns))
         statement = statement.add_cte(
             insert(companion).from_select(["case_id", *columns], source).cte(f"companion_{index}"))
+    for index, rows in enumerate(pending_inserts(pending, new_case) if pending else ()):
+        statement = statement.add_cte(rows.cte(f"pending_{index}"))
     return statement
 
 
 async def _insert_with_companions(session: AsyncSession, values: dict[str, Any], companions: list[Any]) -> bool:
-    """Insert a case unless its idempotency key exists, and its companion rows only if it was inserted: one round
-    trip instead of one per table (intake is the hot path). Returns whether the case was inserted."""
+    """Insert a case unless its idempotency key exists, its companion rows and the session's pending rows only if it
+    was inserted: one statement, one round trip (intake is the hot path; see `Database.one_statement`). Returns
+    whether the case was inserted."""
     params = {f"case_{key}": value for key, value in values.items()}
     shapes = []
     for index, row in enumerate(companions):
@@ -262,7 +272,10 @@ async def _insert_with_companions(session: AsyncSession, values: dict[str, Any],
         columns = tuple(c.key for c in table.columns if c.key != "case_id" and getattr(row, c.key) is not None)
         shapes.append((table.name, columns))
         params |= {f"c{index}_{c}": getattr(row, c) for c in columns}
-    statement = _intake_statement(tuple(values), tuple(shapes))
+    pending = take_pending_rows(session)
+    if pending is not None:
+        params |= pending.params
+    statement = _intake_statement(tuple(values), tuple(shapes), pending.shape if pending else None)
     return (await session.execute(statement, params)).scalar_one_or_none() is not None
 
 
@@ -327,11 +340,14 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
         "description": data.description, "danger_indicators": [d.value for d in data.danger_indicators],
         "intake_details": _intake_details(data), "plan_cycle": 0,
     }
-    case = Case(**values)
-    deadlines = [_new_deadline(case, name, settings, now) for name in workflow.INTAKE_STARTS]
-    history = CaseHistory(case_id=case.id, version=1, at=now, actor_id=subject.id, actor_role=subject.role.value,
-                          agency=subject.agency.value, action="receive", from_state=None, to_state=case.state,
-                          data={"intake_agency": subject.agency.value}, commune_code=case.commune_code)
+    # Written by the statement below, read back for the answer and the event: built as the ORM builds what it reads.
+    case = as_written(Case, values)
+    deadlines = [as_written(CaseDeadline, _deadline_values(case, name, settings, now))
+                 for name in workflow.INTAKE_STARTS]
+    history = as_written(CaseHistory, {
+        "case_id": case.id, "version": 1, "at": now, "actor_id": subject.id, "actor_role": subject.role.value,
+        "agency": subject.agency.value, "action": "receive", "from_state": None, "to_state": case.state,
+        "data": {"intake_agency": subject.agency.value}, "commune_code": case.commune_code})
     tasks = []
     if case.category == "abused" and AbuseForm.SEXUAL_ABUSE.value in case.abuse_forms:
         # Joint Circular 01/2022 Art. 8: sexual abuse of a child goes to the investigating police at once.
@@ -339,9 +355,11 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
                               title="Referral to the investigating police (Joint Circular 01/2022)",
                               due_date=now.astimezone(workflow.VIETNAM).date(), status=TaskStatus.OPEN.value,
                               notes=[], version=1, created_at=now, updated_at=now))
-    # One statement writes the case and what comes with it. The unique (created_by, idempotency_key) constraint
-    # settles a retry, even one racing this very insert: the second insert waits for the first transaction, then
-    # inserts nothing, and nothing comes with nothing.
+    # One statement writes the case and what comes with it, its event and audit line included. The unique
+    # (created_by, idempotency_key) constraint settles a retry, even one racing this very insert: the second insert
+    # waits for the first transaction, then inserts nothing, and nothing comes with nothing.
+    outbox.emit(session, "case.received", snapshot(case, deadlines), agency=subject.agency.value)
+    await audit.record(session, subject, "create", "case", str(case.id))
     if not await _insert_with_companions(session, values, [*deadlines, history, *tasks]):
         existing = (await session.execute(select(Case).where(
             Case.created_by == subject.id, Case.idempotency_key == idempotency_key))).scalar_one()
@@ -352,8 +370,6 @@ async def create_case(session: AsyncSession, subject: Subject, data: CaseCreate,
                                    type="idempotency_key.reused").model_dump()])
         await audit.record(session, subject, "read", "case", str(existing.id), purpose="idempotent retry")
         return await detail(session, subject, existing), False
-    outbox.emit(session, "case.received", snapshot(case, deadlines), agency=subject.agency.value)
-    await audit.record(session, subject, "create", "case", str(case.id))
     # The answer is built from what was just written: no need to read it back.
     return _detail_of(subject, case, deadlines, tasks, None, []), True
 

@@ -1,11 +1,13 @@
 """`create_service_app`: the same middleware, errors, health checks, auth and lifecycle for every service."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.middleware import Middleware
 
 from services.common.auth import RevocationList, TokenVerifier
 from services.common.db import Database
@@ -24,6 +26,22 @@ from services.common.tracing import configure_tracing, instrument_client
 BackgroundTask = Callable[[FastAPI, asyncio.Event], Awaitable[None]]
 StartupHook = Callable[[FastAPI], Awaitable[None]]
 ShutdownHook = Callable[[FastAPI], Awaitable[None]]
+# Container allocations (net of frees) between two young-generation collections; Python's default is 700.
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Once the service has started: what it loaded to start (modules, schemas, tables, vocabularies: some 200,000
+    objects) is moved out of the collector's sight, so an old-generation collection no longer walks all of it (one
+    took 146 ms here, in the middle of a request), and young collections come less often (at Python's default the
+    cases service ran one every five intakes, some 10% of its CPU; what a request allocates, reference counting frees).
+
+    Once per process: a process that starts many applications (the tests) freezes only what the first one loaded."""
+    if gc.get_freeze_count():
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def create_service_app(
@@ -41,7 +59,11 @@ def create_service_app(
     on_shutdown: Sequence[ShutdownHook] = (),
     metrics_from_loopback: bool = True,
     refuse_unknown_query: bool = True,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
+    """`middleware`: pure ASGI middleware that runs inside the request context (request id, security headers,
+    access log, metrics) and inside the answer to unexpected errors, but before the router: a hot path that needs no
+    routing or dependencies (the gateway's forwarding) answers there."""
     configure_logging(name, settings.log_level, settings.log_format)
     logger = get_logger(name)
 
@@ -58,6 +80,7 @@ def create_service_app(
         )
         for hook in on_startup:
             await hook(app)
+        tune_garbage_collector()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(task(app, stop)) for task in background]
         logger.info("started", extra={"port": settings.port})
@@ -81,6 +104,8 @@ def create_service_app(
                   dependencies=[Depends(reject_unknown_query_parameters)] if refuse_unknown_query else None, **docs)
     use_problem_details(app, refuses_unknown_query=refuse_unknown_query)
     app.state.settings = settings
+    for entry in reversed(middleware):  # the first listed runs first
+        app.add_middleware(entry.cls, *entry.args, **entry.kwargs)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, public_path_prefix=settings.public_path_prefix)
     app.include_router(health_router(migrations_dir))

@@ -5,7 +5,8 @@ before the response is sent, and rolls back on any error. The rows a unit of wor
 and its events, wait in the session (`add_pending_rows`) and go to the database with the commit, all in one
 statement: a request then pays four round trips (BEGIN, its own statement, the side rows, COMMIT), not one more per
 table. Any commit of a session of this kit writes them, also one that bypasses the unit of work; a rollback drops
-them.
+them. A unit of work whose write is a single statement (intake) can carry them in that statement and run it without
+BEGIN and COMMIT (`Database.one_statement`): one round trip.
 
 Every connection of every pool carries bounds (`DatabaseTimeouts`), so no request hangs and no connection is left
 waiting or idle in a transaction: a request that waits too long for a row another request holds gives up (409,
@@ -20,7 +21,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, Executable, Insert, MetaData, Table, bindparam, event, func, insert, select
+from sqlalchemy import (
+    ARRAY,
+    Executable,
+    FromClause,
+    Insert,
+    MetaData,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    true,
+)
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -46,6 +60,7 @@ def new_metadata() -> MetaData:
 
 
 PENDING_ROWS = "pending_rows"
+ONE_STATEMENT = "one_statement"  # session.info key of a session of `Database.one_statement`
 Rows = dict[Table, list[dict[str, Any]]]
 
 
@@ -54,31 +69,61 @@ def add_pending_rows(session: AsyncSession | Session, table: Table, rows: list[d
     session.info.setdefault(PENDING_ROWS, {}).setdefault(table, []).extend(rows)
 
 
-def _take_pending(session: AsyncSession | Session) -> tuple[Executable, dict[str, Any]] | None:
+Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class PendingRows:
+    """A session's pending rows, taken out of it: their `shape` (tables and columns, which names the statement that
+    inserts them, see `pending_inserts`) and that statement's parameters (one array per column)."""
+
+    shape: Shape
+    params: dict[str, Any]
+
+
+def take_pending_rows(session: AsyncSession | Session) -> PendingRows | None:
+    """Take the session's pending rows out of it, for a statement of the caller's that writes them itself."""
     pending: Rows = session.info.pop(PENDING_ROWS, {})
     if not pending:
         return None
     shape = tuple((table, tuple(rows[0])) for table, rows in pending.items())
     params = {f"t{t}_{column}": [row[column] for row in rows]
               for t, rows in enumerate(pending.values()) for column in rows[0]}
-    return _insert_statement(shape), params
+    return PendingRows(shape, params)
 
 
 @lru_cache(maxsize=64)
-def _insert_statement(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Executable:
-    """One statement inserting every pending row: one array per column, unnested into rows, the first tables as
-    data-modifying CTEs of the last one's INSERT. Its text depends on the tables and columns only, not on how many
-    rows there are, so SQLAlchemy compiles it once and PostgreSQL keeps it prepared."""
+def pending_inserts(shape: Shape, guard: FromClause | None = None) -> tuple[Insert, ...]:
+    """One INSERT per table of `shape`: one array per column, unnested into rows. Its text depends on the tables and
+    columns only, not on how many rows there are, so SQLAlchemy compiles it once and PostgreSQL keeps it prepared.
+
+    With `guard` (a CTE of the caller's statement, say the row it inserted), the rows are inserted only if the guard
+    yields a row: its audit line and events come with the caller's write, and nothing comes with nothing."""
 
     def rows_of(t: int, table: Table, columns: tuple[str, ...]) -> Insert:
         arrays = [bindparam(f"t{t}_{c}", type_=ARRAY(table.c[c].type)) for c in columns]
         source = func.unnest(*arrays).table_valued(*columns).render_derived()
-        return insert(table).from_select(list(columns), select(*(source.c[c] for c in columns)))
+        rows = select(*(source.c[c] for c in columns))
+        if guard is not None:
+            rows = rows.select_from(guard.join(source, true()))
+        return insert(table).from_select(list(columns), rows)
 
-    *earlier, (last, columns) = shape
-    statement = rows_of(len(earlier), last, columns)
-    for t, (table, table_columns) in enumerate(earlier):
-        statement = statement.add_cte(rows_of(t, table, table_columns).cte(f"w{t}"))
+    return tuple(rows_of(t, table, columns) for t, (table, columns) in enumerate(shape))
+
+
+def _take_pending(session: AsyncSession | Session) -> tuple[Executable, dict[str, Any]] | None:
+    if (pending := take_pending_rows(session)) is None:
+        return None
+    return _insert_statement(pending.shape), pending.params
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(shape: Shape) -> Executable:
+    """One statement inserting every pending row: the first tables as data-modifying CTEs of the last one's INSERT."""
+    *earlier, last = pending_inserts(shape)
+    statement = last
+    for t, table_insert in enumerate(earlier):
+        statement = statement.add_cte(table_insert.cte(f"w{t}"))
     return statement
 
 
@@ -96,6 +141,12 @@ class UnitOfWorkSession(Session):
 def _write_pending_at_commit(session: Session) -> None:
     if (pending := _take_pending(session)) is not None:
         session.execute(*pending)
+
+
+@event.listens_for(UnitOfWorkSession, "before_flush")
+def _refuse_flush_in_one_statement(session: Session, *_: Any) -> None:
+    if session.info.get(ONE_STATEMENT):
+        raise RuntimeError("a one-statement unit of work writes through its statement only, not through objects")
 
 
 @event.listens_for(UnitOfWorkSession, "after_rollback")
@@ -162,10 +213,29 @@ class Database:
         as itself (a lost connection then answers 503), where a generator closed by `aclosing` saw only
         GeneratorExit and let the original error through as a 500.
         """
+        async with self._unit() as session:
+            yield session
+
+    @asynccontextmanager
+    async def one_statement(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work whose write is one statement, run by the server as its own transaction (autocommit): no
+        BEGIN and no COMMIT around it, one round trip instead of three, on the hottest path (intake). The statement
+        carries the session's pending rows itself (`take_pending_rows`, `pending_inserts`), so the write, its audit
+        line and its events still land together or not at all.
+
+        Reads may come before or after it, each in its own snapshot. Pending rows added after the statement (the
+        audit line of a read) are written at the end, in a statement of their own. Objects added to the session
+        are refused: their flush could take several statements, each its own transaction."""
+        async with self._unit({"isolation_level": "AUTOCOMMIT"}) as session:
+            session.info[ONE_STATEMENT] = True
+            yield session
+
+    @asynccontextmanager
+    async def _unit(self, execution_options: dict[str, Any] | None = None) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             try:
                 # Take the connection now: a database that is down or restarting answers 503, not a 500 later.
-                await session.connection()
+                await session.connection(execution_options=execution_options)
             except (OSError, DBAPIError) as exc:
                 raise database_unavailable() from exc
             try:
@@ -194,5 +264,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_statement_session(request: Request) -> AsyncIterator[AsyncSession]:
+    database: Database = request.app.state.db
+    async with database.one_statement() as session:
+        yield session
+
+
 # scope="function": the commit runs when the handler returns, so a 2xx is only sent for committed work.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# A route whose write is one statement (`Database.one_statement`).
+DbStatementSession = Annotated[AsyncSession, Depends(get_statement_session, scope="function")]

@@ -229,6 +229,13 @@ def problem_response(status: int, title: str, detail: str | None = None, *, type
     )
 
 
+def app_error_response(exc: AppError, path: str) -> JSONResponse:
+    """The answer to an `AppError` raised while serving `path` (also for code that runs outside the router)."""
+    extra = {key: value for key, value in exc.extra.items() if key not in PROBLEM_MEMBERS | {"type_suffix"}}
+    return problem_response(exc.status, exc.title, exc.detail, type_suffix=exc.type_suffix,
+                            instance=public_path(path), headers=exc.headers, **extra)
+
+
 def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only the location, message and type: never echo the submitted value back (it may be personal data).
     return [
@@ -242,9 +249,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        extra = {key: value for key, value in exc.extra.items() if key not in PROBLEM_MEMBERS | {"type_suffix"}}
-        return problem_response(exc.status, exc.title, exc.detail, type_suffix=exc.type_suffix,
-                                instance=public_path(request.url.path), headers=exc.headers, **extra)
+        return app_error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

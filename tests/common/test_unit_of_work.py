@@ -9,11 +9,13 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, Table, UniqueConstraint, event, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import registry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.audit import AuditLog
 from services.common.auth import Jurisdiction, Subject
-from services.common.db import Database, DbSession, new_metadata
+from services.common.db import Database, DbSession, new_metadata, pending_inserts, take_pending_rows
 from services.common.errors import Conflict, install_error_handlers
 from services.common.http import RequestContextMiddleware
 from services.common.outbox import Outbox
@@ -32,6 +34,17 @@ items = Table(
     # Checked at commit, so a request can fail after its handler returned.
     UniqueConstraint("token", name="uq_item_token", deferrable=True, initially="DEFERRED"),
 )
+
+
+# An item whose token is its key, for a write that inserts nothing when the key exists (ON CONFLICT DO NOTHING).
+keyed_items = Table("keyed_item", metadata, Column("token", String(40), primary_key=True))
+
+
+class KeyedItem:
+    token: str
+
+
+registry().map_imperatively(KeyedItem, keyed_items)
 
 
 class ItemCreate(BaseModel):
@@ -180,6 +193,61 @@ async def test_audit_lines_and_events_go_with_the_commit_in_one_statement(databa
         async with database.sessionmaker() as session:
             assert (await session.execute(select(func.count()).select_from(audit.table))).scalar_one() == 1
             assert (await session.execute(select(func.count()).select_from(outbox.table))).scalar_one() == 1
+    finally:
+        await database.dispose()
+
+
+async def test_a_one_statement_unit_of_work_is_one_round_trip_with_its_side_rows_or_nothing(
+        database_url: str) -> None:
+    """The hot path's unit of work: its write carries its audit line and event in the same statement, guarded by
+    the row it inserts, and runs without BEGIN and COMMIT. A write that inserts nothing (a known key) brings no side
+    rows."""
+    database = Database(database_url, pool_size=1, outbox=outbox)
+    statements: list[str] = []  # what SQLAlchemy executes
+    sent: list[str] = []  # what the driver sends as plain queries: BEGIN and COMMIT, the driver's own lookups
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        async with database.engine.connect() as connection:  # the pool's one connection
+            driver = (await connection.get_raw_connection()).driver_connection
+            driver.add_query_logger(lambda record: sent.append(record.query.strip().upper()))
+        event.listen(database.engine.sync_engine, "before_cursor_execute",
+                     lambda _c, _cur, statement, *_: statements.append(statement))
+
+        async def create(token: str) -> bool:
+            async with database.one_statement() as session:
+                await audit.record(session, SUBJECT, "create", "item", token)
+                outbox.emit(session, "test.item_created", {"token": token}, agency="test")
+                pending = take_pending_rows(session)
+                assert pending is not None
+                new_item = (pg_insert(keyed_items).values(token=token).on_conflict_do_nothing()
+                            .returning(keyed_items.c.token).cte("new_item"))
+                statement = select(new_item.c.token)
+                for index, rows in enumerate(pending_inserts(pending.shape, new_item)):
+                    statement = statement.add_cte(rows.cte(f"side_{index}"))
+                return (await session.execute(statement, pending.params)).scalar_one_or_none() is not None
+
+        assert await create("one")  # the driver looks up the array types once, on first use
+        sent.clear()
+        statements.clear()
+        assert await create("two")
+        assert len(statements) == 1 and sent == [], (statements, sent)  # the statement alone: no BEGIN, no COMMIT
+        assert not await create("two")  # the key exists: nothing, and nothing comes with nothing
+        assert len(statements) == 2 and sent == [], (statements, sent)
+        async with database.unit_of_work() as session:  # the control: an ordinary unit of work is a transaction
+            await session.execute(select(func.count()).select_from(keyed_items))
+        assert any(query.startswith("BEGIN") for query in sent) and "COMMIT;" in sent, sent
+        # Objects would be flushed in as many statements, each its own transaction: refused, even on an autoflush.
+        with pytest.raises(RuntimeError):
+            async with database.one_statement() as session:
+                item = KeyedItem()
+                item.token = "flushed"
+                session.add(item)
+                await session.execute(select(func.count()).select_from(keyed_items))
+        async with database.sessionmaker() as session:
+            assert (await session.execute(select(func.count()).select_from(keyed_items))).scalar_one() == 2
+            assert (await session.execute(select(func.count()).select_from(audit.table))).scalar_one() == 2
+            assert (await session.execute(select(func.count()).select_from(outbox.table))).scalar_one() == 2
     finally:
         await database.dispose()
 
