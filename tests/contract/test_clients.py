@@ -159,8 +159,10 @@ def problem_of(answer: Any, status: int, model: type) -> Any:
 
 
 async def waive(client: Generated, officer: Any, case_id: Any, task_ids: list[str]) -> None:
-    tasks = {str(task.id): task for task in
-             (await client.operation("listTasks").asyncio_detailed(case_id, client=officer)).parsed}
+    # A plan has at most 100 tasks: one page of 200 holds them all.
+    page = (await client.operation("listTasks").asyncio_detailed(case_id, client=officer, limit=200)).parsed
+    assert page.next_cursor is None
+    tasks = {str(task.id): task for task in page.items}
     TaskUpdate = client.model("TaskUpdate")
     for task_id in task_ids:
         answer = await client.operation("updateTask").asyncio_detailed(
