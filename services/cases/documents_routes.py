@@ -31,10 +31,10 @@ class Format(StrEnum):
     DOCX = "docx"
 
 
-# One binary media type for client generators; the answer's Content-Type is the paper's own.
-CONTENT = {200: {"description": "The paper: application/pdf or the DOCX media type "
-                                f"({MEDIA_TYPES['docx']})",
-                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+# Both media types declared, so a generated client reads the answer as bytes of the type the path asks for.
+CONTENT = {200: {"description": "The paper: PDF or DOCX, as the path's extension asks",
+                 "content": {MEDIA_TYPES[fmt.value]: {"schema": {"type": "string", "format": "binary"}}
+                             for fmt in Format}}}
 
 
 def _settings(request: Request) -> CasesSettings:

@@ -3,7 +3,9 @@ change or act on commune A's children, cases, tasks, notes, imports or exports. 
 the object did not exist, and leaves the object exactly as it was."""
 
 import uuid
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -31,6 +33,8 @@ async def _state(world: World) -> dict[str, Any]:
     return {"child_revision": child["revision"], "child_address": child["address"], "case_version": case["version"],
             "case_state": case["state"], "tasks": sorted((t["id"], t["version"]) for t in case["tasks"]),
             "notes": len(notes)}
+# A valid body (the chairman's closure decision): the reach check, not the body, must decide the answer.
+TODAY = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
 
 
 async def _attempts(client: httpx.AsyncClient, attacker: dict[str, str], a: Commune,
@@ -58,7 +62,7 @@ async def _attempts(client: httpx.AsyncClient, attacker: dict[str, str], a: Comm
         "review": await client.post(f"/cases/v1/cases/{case}/actions/start_review", json={},
                                     headers=attacker | {"If-Match": f'"{a.case["version"]}"'}),
         "close": await client.post(f"/cases/v1/cases/{case}/actions/close", headers=attacker | guess,
-                                   json={"reason": "safe_and_stable", "summary": "x"}),
+                                   json={"decided_on": TODAY, "summary": "x"}),
         "link child": await client.post(f"/cases/v1/cases/{case}/link-child", json={"child_id": b.child["id"]},
                                         headers=attacker | {"If-Match": f'"{a.case["version"]}"'}),
         "update task": await client.patch(f"/cases/v1/tasks/{task}", json={"status": "done"}, headers=attacker | guess),
