@@ -193,7 +193,9 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
     _, applied = await create_consumer_tables(second_database_url)
     cursors = consumer_tables(new_metadata())[0]
     applied_by: dict[int, list[str]] = {0: [], 1: []}
-    producing = asyncio.create_task(producer.emit(EVENTS, writers=4))
+    # Enough batches that both replicas take some: each yields after a batch, so neither can keep the cursor to itself.
+    produced = EVENTS * 5
+    producing = asyncio.create_task(producer.emit(produced, writers=4))
 
     async def caught_up() -> bool:
         return (await consumer_state(second_database_url)).position == await producer.last_seq()
@@ -213,6 +215,7 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
             )
             while True:
                 if await consumer.run_once():
+                    await asyncio.sleep(random.uniform(0, 0.01))
                     continue
                 # Checked in this order: once the producer is done, a caught-up cursor stays caught up.
                 if producing.done() and await caught_up():
@@ -224,7 +227,7 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
         await asyncio.gather(consume(0), consume(1), producing)
 
     state = await consumer_state(second_database_url)
-    assert len(state.applications) == EVENTS
+    assert len(state.applications) == produced
     assert set(state.applications.values()) == {1}, "an event was applied twice"
     assert applied_by[0] and applied_by[1], "both replicas must have taken batches for the test to mean anything"
     assert not set(applied_by[0]) & set(applied_by[1])
