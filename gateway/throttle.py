@@ -71,10 +71,11 @@ class LoginThrottle:
             pair = await self._count(session, username, address[:64])
             delay = self._delay(pair.failures, settings.login_free_failures)
             if delay:
-                await self._block(session, username, address[:64], delay)
+                await self._block(session, username, address[:64], delay, pair.last_failure_at)
             account = await self._count(session, username, ACCOUNT)
             if account.failures >= settings.login_lock_failures:
-                await self._block(session, username, ACCOUNT, settings.login_lock_seconds)
+                await self._block(session, username, ACCOUNT, settings.login_lock_seconds,
+                                  account.last_failure_at)
                 logger.warning("account locked after repeated failed sign-ins", extra={"failures": account.failures})
 
     async def second_factor_failed(self, username: str) -> None:
@@ -82,7 +83,7 @@ class LoginThrottle:
             counted = await self._count(session, username, SECOND_FACTOR)
             delay = self._delay(counted.failures, self.settings.totp_free_failures, base=30.0)
             if delay:
-                await self._block(session, username, SECOND_FACTOR, delay)
+                await self._block(session, username, SECOND_FACTOR, delay, counted.last_failure_at)
 
     async def succeeded(self, session: AsyncSession, username: str, address: str) -> None:
         """A good password clears its pair's count (not the account's: a lock needs an admin or time)."""
@@ -131,8 +132,10 @@ class LoginThrottle:
         ).returning(SignInThrottle)
         return (await session.execute(statement)).scalar_one()
 
-    async def _block(self, session: AsyncSession, username: str, address: str, seconds: float) -> None:
-        until = utcnow() + timedelta(seconds=seconds)
+    async def _block(self, session: AsyncSession, username: str, address: str, seconds: float,
+                     since: datetime) -> None:
+        # The wait counts from the failure that earned it, so it is the same for every username whatever the load.
+        until = since + timedelta(seconds=seconds)
         await session.execute(
             insert(SignInThrottle).values(username=username, address=address, failures=0, last_failure_at=utcnow(),
                                           blocked_until=until)
