@@ -251,6 +251,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB RAM, Python {platform.python_version()}"
 
 
+def load_remark(start: float, end: float) -> str:
+    """Say whether the run had the machine to itself: above one runnable task per core, other work competed."""
+    if max(start, end) <= (os.cpu_count() or 1):
+        return "a quiet machine: the benchmark's own processes only"
+    return "other work was competing for the cores: absolute figures are noisy, ratios hold better"
+
+
 def write_results(args: argparse.Namespace, results: dict, postgres: str) -> str:
     seconds, events = results["catch_up"]
     warm, polls, after, direct = results["warm"], results["poll_304"], results["after_change"], results["direct"]
@@ -265,8 +272,8 @@ def write_results(args: argparse.Namespace, results: dict, postgres: str) -> str
         "",
         f"Machine: {machine()}; {postgres}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         "The synthetic producer, the reporting service (one uvicorn process) and PostgreSQL share the machine; "
-        f"load average at the start {results['load_start']:.1f}, at the end {results['load_end']:.1f} (other "
-        "sessions were working on the machine: absolute figures are noisy, ratios hold better).",
+        f"load average at the start {results['load_start']:.1f}, at the end {results['load_end']:.1f} "
+        f"({load_remark(results['load_start'], results['load_end'])}).",
         "",
         "Setup: a synthetic producer serves the registry feed (one `child.registered` per child) and the cases feed "
         "(one `case.received` per case, with the 2026 fields) over HTTP, with a token endpoint and a JWKS; the real "
