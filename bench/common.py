@@ -1,6 +1,7 @@
 """Shared pieces of the benchmark scripts: a bounded async load driver and percentile maths."""
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -87,3 +88,10 @@ async def drive(call: Callable[[], Awaitable[bool]], *, workers: int, seconds: f
     await asyncio.gather(*(worker() for _ in range(workers)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def load_remark(start: float, end: float) -> str:
+    """Say whether the run had the machine to itself: above one runnable task per core, other work competed."""
+    if max(start, end) <= (os.cpu_count() or 1):
+        return "a quiet machine: the benchmark's own processes only"
+    return "other work was competing for the cores: absolute figures are noisy, ratios hold better"

@@ -23,6 +23,7 @@ from docx import Document
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen.canvas import Canvas
 
+from bench.common import load_remark
 from services.cases import documents, documents_render
 from services.common.fonts import SERIF, register_serif
 from tests.documents.samples import sample_case
@@ -99,8 +100,7 @@ def main() -> None:
 Command: `.venv/bin/python -m bench.documents --rounds {args.rounds}`
 
 Machine: {os.cpu_count()} cores, Python {platform.python_version()}. Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;
-load average at the start {load_start:.1f}, at the end {load_end:.1f} (the machine is shared: absolute figures are
-noisy, the ratios to the baseline hold better).
+load average at the start {load_start:.1f}, at the end {load_end:.1f} ({load_remark(load_start, load_end)}).
 
 What is timed: one paper of the sample case (tests/documents/samples.py, a hotline report walked to a closure
 proposal), generated in process as the service does it on a fetch: the template filled (Jinja2), the markup parsed,

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from bench.common import load_remark
 from scripts.stack import ROOT, choose_postgres, create_databases, drop_databases, free_port, migrate
 from services.common import tokens
 from services.common.db import Database, DatabaseTimeouts
@@ -249,13 +250,6 @@ def machine() -> str:
     memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), "?")
     return f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB RAM, Python {platform.python_version()}"
-
-
-def load_remark(start: float, end: float) -> str:
-    """Say whether the run had the machine to itself: above one runnable task per core, other work competed."""
-    if max(start, end) <= (os.cpu_count() or 1):
-        return "a quiet machine: the benchmark's own processes only"
-    return "other work was competing for the cores: absolute figures are noisy, ratios hold better"
 
 
 def write_results(args: argparse.Namespace, results: dict, postgres: str) -> str:
