@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.cases import vocabulary, workflow
 from services.cases.settings import CasesSettings
+from services.common import terms
 from services.common.permissions import PERMISSIONS
 
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "workflow.md"
@@ -144,7 +145,7 @@ def render() -> str:
     for title, enum in (("States", vocabulary.State), ("Categories (Decree 56 Arts. 25-30)", vocabulary.CaseCategory),
                         ("Abuse forms (Law Art. 4)", vocabulary.AbuseForm),
                         ("Risk forms (Law Art. 49)", vocabulary.RiskForm),
-                        ("Special-circumstance groups (Law Art. 10)", vocabulary.SpecialGroupLetter),
+                        ("Special-circumstance groups (Law Art. 10)", terms.SpecialGroup),
                         ("Channels (Form 01)", vocabulary.Channel),
                         ("Separation grounds (Decree 56 Art. 32(1))", vocabulary.SeparationGround),
                         ("Form 06 items", vocabulary.ReviewItem), ("Task statuses", vocabulary.TaskStatus),

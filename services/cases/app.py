@@ -14,11 +14,13 @@ from services.cases.models import outbox
 from services.cases.routes import internal_router, router
 from services.cases.settings import CasesSettings
 from services.cases.sync_routes import router as sync_router
+from services.cases.vocabulary import VOCABULARIES
 from services.cases.workflow_routes import router as workflow_router
 from services.common.app import create_service_app
 from services.common.clients import ServiceTokenProvider
 from services.common.logging import get_logger
 from services.common.storage import ObjectStore
+from services.common.vocabulary import vocabularies_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 logger = get_logger("cases")
@@ -77,7 +79,8 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Reports of abused children and the Decree 56/2017 intervention workflow.",
         settings=settings,
         migrations_dir=MIGRATIONS,
-        routers=[router, workflow_router, sync_router, attachments_router, documents_router, internal_router],
+        routers=[router, workflow_router, sync_router, attachments_router, documents_router, internal_router,
+                 vocabularies_router([*VOCABULARIES, *attachments.VOCABULARIES])],
         outbox=outbox,
         on_startup=[connect_registry, open_object_store],
         background=[watch_deadlines, keep_files, expire_synced],

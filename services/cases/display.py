@@ -3,23 +3,8 @@ name and age, the next due time. Rows of the case list and of the work list carr
 request per row."""
 
 from services.cases import workflow
-from services.cases.vocabulary import Deadline, State
+from services.cases.vocabulary import STATES, Deadline, State
 from services.common.locations import communes
-from services.common.vocabulary import Vocabulary, from_enum
-
-STATES: Vocabulary = from_enum("case_state", State, {
-    "received": ("Đã tiếp nhận", "Received"),
-    "assessing": ("Đang đánh giá ban đầu", "Initial assessment"),
-    "emergency_protection": ("Bảo vệ khẩn cấp", "Emergency protection"),
-    "specific_assessment": ("Đang đánh giá chi tiết", "Specific assessment"),
-    "plan_drafting": ("Đang xây dựng kế hoạch", "Drafting the plan"),
-    "awaiting_approval": ("Chờ phê duyệt kế hoạch", "Plan awaiting approval"),
-    "plan_returned": ("Kế hoạch bị trả lại", "Plan returned"),
-    "implementing": ("Đang thực hiện kế hoạch", "Plan in progress"),
-    "reviewing": ("Đang rà soát, đánh giá", "Review"),
-    "awaiting_closure": ("Chờ quyết định kết thúc", "Awaiting the closure decision"),
-    "closed": ("Đã kết thúc", "Closed"),
-}, vi="Trạng thái hồ sơ", en="Case state", source="Nghị định 56/2017/NĐ-CP, Điều 25-30")
 
 
 def state_label(state: str, language: str = "vi") -> str:

@@ -32,11 +32,11 @@ from services.cases.vocabulary import (
     RiskRating,
     SeparationEndKind,
     SeparationGround,
-    SpecialGroupLetter,
     TaskAgency,
 )
 from services.common.clock import utcnow
 from services.common.locations import is_commune
+from services.common.terms import SpecialGroup
 
 # C0 control characters other than tab, line feed and carriage return: PostgreSQL cannot store NUL, and no form
 # text holds the others.
@@ -176,7 +176,7 @@ class IntakeReport(Form):
                                                        "known: it leads the plan (Law Art. 52(2)).")
     abuse_forms: list[AbuseForm] = Field(default_factory=list, max_length=len(AbuseForm))
     risk_forms: list[RiskForm] = Field(default_factory=list, max_length=len(RiskForm))
-    special_groups: list[SpecialGroupLetter] = Field(default_factory=list, max_length=len(SpecialGroupLetter))
+    special_groups: list[SpecialGroup] = Field(default_factory=list, max_length=len(SpecialGroup))
     environment: Environment | None = None
     perpetrator_relationship: PerpetratorRelationship = PerpetratorRelationship.UNKNOWN
     description: LongText

@@ -6,6 +6,21 @@ never rename them.
 
 from enum import StrEnum
 
+from services.common.terms import (
+    ABUSE_FORM_LABELS,
+    CASE_CATEGORY_LABELS,
+    CHANNEL_LABELS,
+    CLOSURE_KIND_LABELS,
+    CLOSURE_REASON_LABELS,
+    DEADLINE_LABELS,
+    ENVIRONMENT_LABELS,
+    PERPETRATOR_LABELS,
+    RISK_FORM_LABELS,
+    SEX_LABELS,
+    UNKNOWN,
+)
+from services.common.vocabulary import Vocabulary, from_enum
+
 
 class State(StrEnum):
     """Where a case stands in the intervention workflow (Decree 56/2017/NĐ-CP, Arts. 25-32)."""
@@ -38,24 +53,6 @@ class RiskForm(StrEnum):
     EXPLOITATION = "exploitation"  # bóc lột
     ABANDONMENT = "abandonment"  # bỏ rơi
 
-
-class SpecialGroupLetter(StrEnum):
-    """Nhóm trẻ em có hoàn cảnh đặc biệt (Law on Children Art. 10), by the letter of the law (đ written `dd`)."""
-
-    A = "a"
-    B = "b"
-    C = "c"
-    D = "d"
-    DD = "dd"
-    E = "e"
-    G = "g"
-    H = "h"
-    I = "i"  # noqa: E741  (the law's own letter)
-    K = "k"
-    L = "l"
-    M = "m"
-    N = "n"
-    O = "o"  # noqa: E741
 
 
 class Channel(StrEnum):
@@ -239,9 +236,121 @@ class RiskRating(StrEnum):
     LOW = "low"  # Thấp
 
 
-RISK_RATING_LABELS = {RiskRating.HIGH: "Cao", RiskRating.MEDIUM: "Trung bình", RiskRating.LOW: "Thấp"}
 
 
 class NoteVisibility(StrEnum):
     MANAGERS = "managers"
     PARTICIPANTS = "participants"
+
+
+DECREE_56 = "Nghị định 56/2017/NĐ-CP"
+
+# The labels every list of the cases service shows (`GET /v1/vocabularies`). The 14 groups of Law Art. 10 a case
+# records (`special_groups`) are the registry's `special_group` list: one list, one owner.
+STATES = from_enum("case_state", State, {
+    "received": ("Đã tiếp nhận", "Received"),
+    "assessing": ("Đang đánh giá ban đầu", "Initial assessment"),
+    "emergency_protection": ("Bảo vệ khẩn cấp", "Emergency protection"),
+    "specific_assessment": ("Đang đánh giá chi tiết", "Specific assessment"),
+    "plan_drafting": ("Đang xây dựng kế hoạch", "Drafting the plan"),
+    "awaiting_approval": ("Chờ phê duyệt kế hoạch", "Plan awaiting approval"),
+    "plan_returned": ("Kế hoạch bị trả lại", "Plan returned"),
+    "implementing": ("Đang thực hiện kế hoạch", "Plan in progress"),
+    "reviewing": ("Đang rà soát, đánh giá", "Review"),
+    "awaiting_closure": ("Chờ quyết định kết thúc", "Awaiting the closure decision"),
+    "closed": ("Đã kết thúc", "Closed"),
+}, vi="Trạng thái hồ sơ", en="Case state", source=f"{DECREE_56}, Điều 25-30")
+RISK_RATINGS = from_enum("risk_rating", RiskRating, {
+    "high": ("Cao", "High"), "medium": ("Trung bình", "Medium"), "low": ("Thấp", "Low"),
+}, vi="Mức độ", en="Rating", source=f"{DECREE_56}, Mẫu số 06")
+
+VOCABULARIES: list[Vocabulary] = [
+    STATES,
+    from_enum("case_category", CaseCategory, CASE_CATEGORY_LABELS, vi="Đối tượng trẻ em của vụ việc",
+              en="Who the case is about", source=f"{DECREE_56}, Điều 25-30; Mẫu số 01"),
+    from_enum("risk_form", RiskForm, RISK_FORM_LABELS, vi="Nguy cơ", en="Risk",
+              source="Luật Trẻ em 2016, Điều 49(1); Nghị định 56/2017/NĐ-CP, Điều 25"),
+    from_enum("intake_channel", Channel, CHANNEL_LABELS, vi="Nguồn nhận thông tin", en="How the report came in",
+              source=f"{DECREE_56}, Mẫu số 01"),
+    from_enum("abuse_form", AbuseForm, ABUSE_FORM_LABELS, vi="Hình thức xâm hại", en="Form of abuse",
+              source="Luật Trẻ em 2016, Điều 4"),
+    from_enum("environment", Environment, ENVIRONMENT_LABELS, vi="Môi trường xảy ra xâm hại",
+              en="Where the harm happened", source="Thông tư 13/2021/TT-BLĐTBXH, chỉ tiêu 0101"),
+    from_enum("perpetrator_relationship", PerpetratorRelationship, PERPETRATOR_LABELS,
+              vi="Quan hệ của người bị nghi gây tổn hại với trẻ em",
+              en="Relationship of the alleged perpetrator to the child"),
+    from_enum("danger_indicator", DangerIndicator, {
+        "life_threatened": ("Tính mạng của trẻ em bị đe dọa", "The child's life is threatened"),
+        "serious_injury": ("Trẻ em bị tổn hại nghiêm trọng về thân thể", "Serious physical injury"),
+        "ongoing_sexual_abuse": ("Xâm hại tình dục đang tiếp diễn", "Sexual abuse is ongoing"),
+        "abuser_has_access": ("Đối tượng xâm hại vẫn tiếp cận được trẻ em", "The abuser can still reach the child"),
+        "child_alone": ("Trẻ em không có người chăm sóc", "No one is caring for the child"),
+        "trafficking_in_progress": ("Trẻ em đang bị mua bán", "Trafficking in progress"),
+        "self_harm_risk": ("Nguy cơ trẻ em tự gây tổn hại", "Risk of self-harm"),
+    }, vi="Dấu hiệu nguy hiểm", en="Signs of danger", source=f"{DECREE_56}, Điều 26(3); Mẫu số 02"),
+    from_enum("child_sex", ChildSex, {**SEX_LABELS, "unknown": UNKNOWN}, vi="Giới tính của trẻ em",
+              en="The child's sex"),
+    from_enum("closure_reason", ClosureReason, CLOSURE_REASON_LABELS, vi="Lý do kết thúc", en="Closure reason",
+              source=f"{DECREE_56}, Điều 30"),
+    from_enum("closure_kind", ClosureKind, CLOSURE_KIND_LABELS, vi="Cách kết thúc", en="How the case ended",
+              source=f"{DECREE_56}, Điều 30"),
+    from_enum("parent_views", ParentViews, {
+        "taken": ("Đã lấy ý kiến", "Views taken"),
+        "not_asked_alleged_abuser": ("Không lấy ý kiến vì cha, mẹ, người chăm sóc là người gây tổn hại cho trẻ em",
+                                     "Not asked: the parent or carer is the alleged abuser"),
+        "unavailable": ("Không liên hệ được cha, mẹ, người chăm sóc trẻ em", "No parent or carer could be reached"),
+    }, vi="Ý kiến của cha, mẹ, người chăm sóc trẻ em", en="Views of the parents or carer",
+        source=f"{DECREE_56}, Điều 27(1)(h)"),
+    from_enum("separation_ground", SeparationGround, {
+        "emergency": ("Trẻ em cần được bảo vệ khẩn cấp", "The child needs emergency protection"),
+        "parents_refuse_plan": ("Cha, mẹ, người chăm sóc trẻ em từ chối thực hiện kế hoạch hỗ trợ, can thiệp",
+                                "The parents or carer refuse the support plan"),
+        "continued_risk_from_parents": ("Trẻ em có nguy cơ tiếp tục bị xâm hại bởi chính cha, mẹ, người chăm sóc",
+                                        "Risk of further abuse by the parents or carer"),
+    }, vi="Căn cứ tạm thời cách ly", en="Ground for the separation", source=f"{DECREE_56}, Điều 32(1)"),
+    from_enum("separation_end_kind", SeparationEndKind, {
+        "parents_safe": ("Cha, mẹ, người chăm sóc bảo đảm an toàn cho trẻ em (đánh giá lại theo Mẫu số 03)",
+                         "The parents or carer keep the child safe (reassessed on Form 03)"),
+        "competent_authority": ("Theo quyết định của cơ quan có thẩm quyền", "A competent authority decided"),
+    }, vi="Cách kết thúc tạm thời cách ly", en="How the separation ended", source=f"{DECREE_56}, Điều 32(3)"),
+    from_enum("review_item", ReviewItem, {
+        "harm_severity": ("Mức độ tổn hại của trẻ em có còn nghiêm trọng không", "Is the harm still serious"),
+        "abuser_access": ("Khả năng tiếp cận trẻ em của đối tượng xâm hại", "Can the abuser reach the child"),
+        "care_environment_obstacles": (
+            "Những trở ngại trong môi trường chăm sóc trẻ em đối với việc bảo đảm an toàn cho trẻ em",
+            "Obstacles to the child's safety in the care environment"),
+        "self_protection_recovery": ("Khả năng tự bảo vệ, phục hồi của trẻ em",
+                                     "The child's ability to protect themself and recover"),
+    }, vi="Nội dung rà soát, đánh giá", en="Review item", source=f"{DECREE_56}, Điều 30; Mẫu số 06"),
+    RISK_RATINGS,
+    from_enum("recipient_kind", RecipientKind, {
+        "implementing_body": ("Cơ quan, tổ chức, cá nhân thực hiện", "Body that carries it out"),
+        "parent_or_carer": ("Cha, mẹ, người chăm sóc trẻ em", "Parent or carer"),
+    }, vi="Nơi nhận", en="Recipient", source=f"{DECREE_56}, Điều 28(5)"),
+    from_enum("deadline", Deadline, DEADLINE_LABELS, vi="Thời hạn", en="Deadline",
+              source=f"{DECREE_56}, Điều 26-32"),
+    from_enum("task_agency", TaskAgency, {
+        "police": ("Công an", "Police"), "health": ("Y tế", "Health"), "education": ("Giáo dục", "Education"),
+        "justice": ("Tư pháp", "Justice"), "social_services": ("Cơ sở trợ giúp xã hội", "Social services"),
+    }, vi="Cơ quan thực hiện", en="Implementing body", source=f"{DECREE_56}, Điều 29(2)"),
+    from_enum("task_status", TaskStatus, {
+        "open": ("Chưa thực hiện", "Open"), "in_progress": ("Đang thực hiện", "In progress"),
+        "done": ("Đã hoàn thành", "Done"), "cannot_be_done": ("Không thực hiện được", "Cannot be done"),
+        "waived": ("Không cần thực hiện nữa", "Waived"), "cancelled": ("Đã hủy", "Cancelled"),
+    }, vi="Tình trạng nhiệm vụ", en="Task status"),
+    from_enum("measure", Measure, {
+        "medical_and_psychological_care": ("Chăm sóc y tế, trị liệu tâm lý", "Medical and psychological care"),
+        "safe_shelter_and_separation": (
+            "Bố trí nơi tạm trú an toàn, cách ly trẻ em khỏi môi trường, đối tượng xâm hại",
+            "Safe shelter, separation from the place or person of harm"),
+        "alternative_care": ("Chăm sóc thay thế", "Alternative care"),
+        "family_reunification": ("Đoàn tụ gia đình, hòa nhập cộng đồng", "Family reunification"),
+        "counselling": ("Tư vấn, giáo dục kiến thức, kỹ năng cho trẻ em và gia đình", "Counselling"),
+        "legal_aid": ("Trợ giúp pháp lý", "Legal aid"),
+        "other": ("Biện pháp khác", "Other measure"),
+    }, vi="Biện pháp hỗ trợ, can thiệp", en="Measure", source="Luật Trẻ em 2016, Điều 50(2)"),
+    from_enum("note_visibility", NoteVisibility, {
+        "managers": ("Chỉ người quản lý hồ sơ", "Case managers only"),
+        "participants": ("Mọi cơ quan tham gia", "Every body taking part"),
+    }, vi="Ai đọc được ghi chú", en="Who reads the note"),
+]

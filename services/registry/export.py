@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any, Literal
 
+from services.common.terms import GROUP_LETTER
 from services.registry.models import Child
 from services.registry.vocabulary import (
     AT_RISK_FLAG_VOCABULARY,
     DISABILITY_LEVELS,
     ETHNICITIES,
-    GROUP_LETTER,
     RELATIONSHIPS,
     SCHOOL_LEVELS,
     SCHOOL_STATUSES,

@@ -7,6 +7,7 @@ them: codes are part of the contract with the frontends and the statistics.
 from enum import StrEnum
 
 from services.common.guardians import Relationship
+from services.common.terms import GROUP_LETTER, SEX_LABELS, SPECIAL_GROUP_LABELS, SpecialGroup
 from services.common.vocabulary import Vocabulary, from_enum
 
 
@@ -44,26 +45,6 @@ class DisabilityLevel(StrEnum):
     MILD = "mild"
     SEVERE = "severe"
     ESPECIALLY_SEVERE = "especially_severe"
-
-
-class SpecialGroup(StrEnum):
-    """The 14 groups of children in special circumstances (Law on Children 2016 Art. 10(1)). Codes are the letters
-    of the article in ASCII: `dd` is the letter đ."""
-
-    A = "a"
-    B = "b"
-    C = "c"
-    D = "d"
-    DD = "dd"
-    E = "e"
-    G = "g"
-    H = "h"
-    I = "i"  # noqa: E741 - the letter of the article
-    K = "k"
-    L = "l"
-    M = "m"
-    N = "n"
-    O = "o"  # noqa: E741
 
 
 class AtRiskFlag(StrEnum):
@@ -115,30 +96,7 @@ ETHNIC_GROUP_LABELS: dict[str, tuple[str, str]] = {
 Ethnicity = StrEnum("Ethnicity", {f"E{code}": code for code in ETHNIC_GROUP_LABELS})  # type: ignore[misc]
 ETHNIC_GROUPS: dict[str, str] = {code: vi for code, (vi, _) in ETHNIC_GROUP_LABELS.items()}
 
-# Law on Children 2016 Art. 10(1), in its own words, and in English.
-SPECIAL_GROUP_LABELS: dict[str, tuple[str, str]] = {
-    "a": ("Trẻ em mồ côi cả cha và mẹ", "Orphaned of both parents"),
-    "b": ("Trẻ em bị bỏ rơi", "Abandoned"),
-    "c": ("Trẻ em không nơi nương tựa", "Without anyone to rely on"),
-    "d": ("Trẻ em khuyết tật", "With disabilities"),
-    "dd": ("Trẻ em nhiễm HIV/AIDS", "Living with HIV/AIDS"),
-    "e": ("Trẻ em vi phạm pháp luật", "In conflict with the law"),
-    "g": ("Trẻ em nghiện ma túy", "Drug-addicted"),
-    "h": ("Trẻ em phải bỏ học kiếm sống chưa hoàn thành phổ cập giáo dục trung học cơ sở",
-          "Dropped out of school to earn a living before completing lower secondary education"),
-    "i": ("Trẻ em bị tổn hại nghiêm trọng về thể chất và tinh thần do bị bạo lực",
-          "Seriously harmed physically and mentally by violence"),
-    "k": ("Trẻ em bị bóc lột", "Exploited"),
-    "l": ("Trẻ em bị xâm hại tình dục", "Sexually abused"),
-    "m": ("Trẻ em bị mua bán", "Trafficked"),
-    "n": ("Trẻ em mắc bệnh hiểm nghèo hoặc bệnh phải điều trị dài ngày thuộc hộ nghèo hoặc hộ cận nghèo",
-          "Seriously or long-term ill in a poor or near-poor household"),
-    "o": ("Trẻ em di cư, trẻ em lánh nạn, tị nạn chưa xác định được cha mẹ hoặc không có người chăm sóc",
-          "Migrant, displaced or refugee without identified parents or caregiver"),
-}
 SPECIAL_GROUPS: dict[str, str] = {code: en for code, (_, en) in SPECIAL_GROUP_LABELS.items()}
-# The letter as the article prints it (đ for dd).
-GROUP_LETTER: dict[str, str] = {code: "đ" if code == "dd" else code for code in SPECIAL_GROUP_LABELS}
 
 AT_RISK_FLAG_LABELS: dict[str, tuple[str, str]] = {
     "poor_household": ("Hộ nghèo hoặc cận nghèo", "Poor or near-poor household"),
@@ -154,8 +112,7 @@ AT_RISK_FLAG_LABELS: dict[str, tuple[str, str]] = {
 }
 AT_RISK_FLAGS: dict[str, str] = {code: en for code, (_, en) in AT_RISK_FLAG_LABELS.items()}
 
-SEXES = from_enum("sex", Sex, {"male": ("Nam", "Male"), "female": ("Nữ", "Female")},
-                  vi="Giới tính", en="Sex")
+SEXES = from_enum("sex", Sex, SEX_LABELS, vi="Giới tính", en="Sex")
 STATUSES = from_enum("child_status", ChildStatus, {
     "active": ("Đang theo dõi", "Active"),
     "moved_away": ("Đã chuyển đi nơi khác", "Moved away"),

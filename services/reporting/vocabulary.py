@@ -7,6 +7,21 @@ and `16+` (a case about someone found to be 16 or over). The case lists mirror t
 
 from enum import StrEnum
 
+from services.common.terms import (
+    ABUSE_FORM_LABELS,
+    CASE_CATEGORY_LABELS,
+    CHANNEL_LABELS,
+    CLOSURE_KIND_LABELS,
+    CLOSURE_REASON_LABELS,
+    DEADLINE_LABELS,
+    ENVIRONMENT_LABELS,
+    PERPETRATOR_LABELS,
+    RISK_FORM_LABELS,
+    SEX_LABELS,
+    UNKNOWN,
+    SpecialGroup,
+    special_group_headings,
+)
 from services.common.vocabulary import Vocabulary, from_enum
 
 
@@ -34,25 +49,6 @@ class AgeYears(StrEnum):
     TWO = "2"
     THREE = "3"
     FOUR = "4"
-
-
-class SpecialGroup(StrEnum):
-    """The 14 groups of children in special circumstances (Law on Children 2016, Art. 10), by their letter."""
-
-    A = "a"
-    B = "b"
-    C = "c"
-    D = "d"
-    DD = "dd"
-    E = "e"
-    G = "g"
-    H = "h"
-    I = "i"  # noqa: E741 (the letter of Law Art. 10)
-    K = "k"
-    L = "l"
-    M = "m"
-    N = "n"
-    O = "o"  # noqa: E741
 
 
 class AbuseForm(StrEnum):
@@ -182,98 +178,45 @@ class Breakdown(StrEnum):
     LOCALITY = "locality"
 
 
-SEX = from_enum("report_sex", Sex, {
-    "male": ("Nam", "Male"), "female": ("Nữ", "Female"), "unknown": ("Không rõ", "Unknown"),
-}, vi="Giới tính", en="Sex")
+SEX = from_enum("report_sex", Sex, {**SEX_LABELS, "unknown": UNKNOWN}, vi="Giới tính", en="Sex")
 AGE_GROUP = from_enum("report_age_group", AgeGroup, {
     "0-5": ("0-5 tuổi", "0-5 years"), "6-10": ("6-10 tuổi", "6-10 years"), "11-15": ("11-15 tuổi", "11-15 years"),
-    "16+": ("Từ 16 tuổi", "16 and over"), "unknown": ("Không rõ", "Unknown"),
+    "16+": ("Từ 16 tuổi", "16 and over"), "unknown": UNKNOWN,
 }, vi="Nhóm tuổi", en="Age group", source="Law on Children 2016, Art. 1 (a child is under 16)")
 AGE_YEARS = from_enum("report_age_years", AgeYears, {
     "0": ("Dưới 1 tuổi", "Under 1"), "1": ("1 tuổi", "1 year"), "2": ("2 tuổi", "2 years"),
     "3": ("3 tuổi", "3 years"), "4": ("4 tuổi", "4 years"),
 }, vi="Tuổi", en="Age in years")
-SPECIAL_GROUPS = from_enum("report_special_group", SpecialGroup, {
-    "a": ("a. Mồ côi cả cha và mẹ", "a. Orphaned of both parents"),
-    "b": ("b. Bị bỏ rơi", "b. Abandoned"),
-    "c": ("c. Không nơi nương tựa", "c. Without anyone to rely on"),
-    "d": ("d. Khuyết tật", "d. With disabilities"),
-    "dd": ("đ. Nhiễm HIV/AIDS", "đ. Living with HIV/AIDS"),
-    "e": ("e. Vi phạm pháp luật", "e. In conflict with the law"),
-    "g": ("g. Nghiện ma túy", "g. Drug-addicted"),
-    "h": ("h. Phải bỏ học kiếm sống chưa hoàn thành phổ cập giáo dục trung học cơ sở",
-          "h. Dropped out of school to earn a living"),
-    "i": ("i. Bị tổn hại nghiêm trọng về thể chất và tinh thần do bị bạo lực",
-          "i. Seriously harmed physically and mentally by violence"),
-    "k": ("k. Bị bóc lột", "k. Exploited"),
-    "l": ("l. Bị xâm hại tình dục", "l. Sexually abused"),
-    "m": ("m. Bị mua bán", "m. Trafficked"),
-    "n": ("n. Mắc bệnh hiểm nghèo hoặc bệnh phải điều trị dài ngày thuộc hộ nghèo hoặc hộ cận nghèo",
-          "n. Seriously or long-term ill in a poor or near-poor household"),
-    "o": ("o. Di cư, trẻ em lánh nạn, tị nạn chưa xác định được cha mẹ hoặc không có người chăm sóc",
-          "o. Migrant, displaced or refugee without identified parents or carer"),
-}, vi="Nhóm trẻ em có hoàn cảnh đặc biệt", en="Group of children in special circumstances",
-    source="Law on Children 2016, Art. 10")
-ABUSE_FORMS = from_enum("report_abuse_form", AbuseForm, {
-    "violence": ("Bạo lực", "Violence"), "exploitation": ("Bóc lột", "Exploitation"),
-    "sexual_abuse": ("Xâm hại tình dục", "Sexual abuse"), "trafficking": ("Mua bán", "Trafficking"),
-    "abandonment": ("Bỏ rơi", "Abandonment"), "neglect": ("Bỏ mặc", "Neglect"),
-    "other": ("Hình thức gây tổn hại khác", "Other harm"),
-}, vi="Hình thức xâm hại", en="Form of abuse", source="Law on Children 2016, Art. 4")
-RISK_FORMS = from_enum("report_risk_form", RiskForm, {
-    "violence": ("Nguy cơ bị bạo lực", "At risk of violence"),
-    "exploitation": ("Nguy cơ bị bóc lột", "At risk of exploitation"),
-    "abandonment": ("Nguy cơ bị bỏ rơi", "At risk of abandonment"),
-}, vi="Nguy cơ", en="Risk", source="Law on Children 2016, Art. 49; Decree 56/2017 Art. 25")
-ENVIRONMENTS = from_enum("report_environment", Environment, {
-    "home": ("Gia đình", "Home"), "school": ("Trường học", "School"), "community": ("Cộng đồng", "Community"),
-    "online": ("Môi trường mạng", "Online"), "workplace": ("Nơi làm việc", "Workplace"),
-    "other": ("Khác", "Other"), "unknown": ("Không rõ", "Unknown"),
-}, vi="Môi trường xâm hại", en="Environment of abuse", source="Circular 13/2021/TT-BLĐTBXH, annex IV, 0101")
+SPECIAL_GROUPS = from_enum("report_special_group", SpecialGroup, special_group_headings(),
+                           vi="Nhóm trẻ em có hoàn cảnh đặc biệt", en="Group of children in special circumstances",
+                           source="Law on Children 2016, Art. 10")
+ABUSE_FORMS = from_enum("report_abuse_form", AbuseForm, ABUSE_FORM_LABELS, vi="Hình thức xâm hại",
+                        en="Form of abuse", source="Law on Children 2016, Art. 4")
+RISK_FORMS = from_enum("report_risk_form", RiskForm, RISK_FORM_LABELS, vi="Nguy cơ", en="Risk",
+                       source="Law on Children 2016, Art. 49; Decree 56/2017 Art. 25")
+ENVIRONMENTS = from_enum("report_environment", Environment, {**ENVIRONMENT_LABELS, "unknown": UNKNOWN},
+                         vi="Môi trường xâm hại", en="Environment of abuse",
+                         source="Circular 13/2021/TT-BLĐTBXH, annex IV, 0101")
 CATEGORIES = from_enum("report_case_category", CaseCategory, {
-    "abused": ("Trẻ em bị xâm hại", "Abused child"),
-    "at_risk": ("Trẻ em có nguy cơ bị bạo lực, bóc lột, bỏ rơi", "Child at risk of violence, exploitation, "
-                                                                 "abandonment"),
-    "special_circumstances": ("Trẻ em có hoàn cảnh đặc biệt", "Child in special circumstances"),
-    "unknown": ("Không rõ (tin báo trước năm 2026)", "Unknown (reports before 2026)"),
+    **CASE_CATEGORY_LABELS, "unknown": ("Không rõ (tin báo trước năm 2026)", "Unknown (reports before 2026)"),
 }, vi="Loại trường hợp", en="Kind of case", source="Decree 56/2017/NĐ-CP, Arts. 25-30")
 CHANNELS = from_enum("report_channel", Channel, {
-    "phone": ("Điện thoại", "Phone"), "in_person": ("Gặp trực tiếp", "In person"),
-    "through_another_person": ("Người khác báo", "Through another person"), "other": ("Khác", "Other"),
-    "unknown": ("Không rõ", "Unknown"),
+    **CHANNEL_LABELS, "other": ("Khác", "Other"), "unknown": UNKNOWN,
 }, vi="Hình thức tiếp nhận", en="Intake channel", source="Decree 56/2017/NĐ-CP, Form 01")
 INTAKE_AGENCIES = from_enum("report_intake_agency", IntakeAgency, {
     "hotline": ("Tổng đài 111", "Hotline 111"), "peoples_committee": ("UBND cấp xã", "Commune People's Committee"),
     "police": ("Công an", "Police"), "health": ("Cơ quan y tế", "Health"), "education": ("Giáo dục", "Education"),
     "justice": ("Tư pháp", "Justice"), "social_services": ("Cơ sở cung cấp dịch vụ", "Social services"),
-    "unknown": ("Không rõ", "Unknown"),
+    "unknown": UNKNOWN,
 }, vi="Nơi tiếp nhận", en="Receiving body", source="Decree 56/2017/NĐ-CP, Art. 25(1)")
-PERPETRATORS = from_enum("report_perpetrator", Perpetrator, {
-    "parent": ("Cha, mẹ", "Parent"), "step_parent": ("Cha dượng, mẹ kế", "Step-parent"),
-    "relative": ("Người thân", "Relative"), "caregiver": ("Người chăm sóc", "Carer"),
-    "teacher": ("Giáo viên", "Teacher"), "acquaintance": ("Người quen", "Acquaintance"),
-    "stranger": ("Người lạ", "Stranger"), "other_child": ("Trẻ em khác", "Another child"),
-    "unknown": ("Không rõ", "Unknown"),
-}, vi="Quan hệ của người gây hại với trẻ em", en="Relationship of the perpetrator to the child")
-CLOSURE_REASONS = from_enum("report_closure_reason", ClosureReason, {
-    "safe_and_stable": ("An toàn, ổn định", "Safe and stable"), "unfounded": ("Không có căn cứ", "Unfounded"),
-    "duplicate": ("Trùng lặp", "Duplicate"), "aged_out": ("Đủ 16 tuổi", "Aged out"),
-    "deceased": ("Đã mất", "Deceased"), "moved_abroad": ("Ra nước ngoài", "Moved abroad"),
-    "transferred": ("Chuyển nơi khác", "Transferred"), "unknown": ("Không rõ", "Unknown"),
-}, vi="Lý do kết thúc", en="Closure reason", source="Decree 56/2017/NĐ-CP, Art. 30")
-CLOSURE_KINDS = from_enum("report_closure_kind", ClosureKind, {
-    "review": ("Sau rà soát, đánh giá (Mẫu 06)", "After a review (Form 06)"),
-    "early": ("Kết thúc sớm", "Closed early"), "unknown": ("Không rõ", "Unknown"),
-}, vi="Cách kết thúc", en="How the case ended", source="Decree 56/2017/NĐ-CP, Art. 30")
-DEADLINES = from_enum("report_deadline", DeadlineName, {
-    "assessment": ("Đánh giá ban đầu", "Initial assessment"),
-    "emergency_protection": ("Bảo vệ khẩn cấp", "Emergency protection"),
-    "separation": ("Tạm thời cách ly", "Temporary separation"),
-    "specific_assessment": ("Đánh giá cụ thể (chỉ tiêu nội bộ)", "Specific assessment (internal target)"),
-    "plan_drafted": ("Xây dựng kế hoạch", "Plan drafted"), "plan_approval": ("Phê duyệt kế hoạch", "Plan approved"),
-    "plan_revision": ("Điều chỉnh kế hoạch", "Plan revised"), "review": ("Rà soát, đánh giá", "Review"),
-    "closure_decision": ("Quyết định kết thúc (chỉ tiêu nội bộ)", "Closure decision (internal target)"),
-}, vi="Bước xử lý", en="Workflow step", source="Decree 56/2017/NĐ-CP, Arts. 26-32")
+PERPETRATORS = from_enum("report_perpetrator", Perpetrator, PERPETRATOR_LABELS,
+                         vi="Quan hệ của người gây hại với trẻ em", en="Relationship of the perpetrator to the child")
+CLOSURE_REASONS = from_enum("report_closure_reason", ClosureReason, {**CLOSURE_REASON_LABELS, "unknown": UNKNOWN},
+                            vi="Lý do kết thúc", en="Closure reason", source="Decree 56/2017/NĐ-CP, Art. 30")
+CLOSURE_KINDS = from_enum("report_closure_kind", ClosureKind, {**CLOSURE_KIND_LABELS, "unknown": UNKNOWN},
+                          vi="Cách kết thúc", en="How the case ended", source="Decree 56/2017/NĐ-CP, Art. 30")
+DEADLINES = from_enum("report_deadline", DeadlineName, DEADLINE_LABELS, vi="Bước xử lý", en="Workflow step",
+                      source="Decree 56/2017/NĐ-CP, Arts. 26-32")
 DURATIONS = from_enum("report_separation_duration", SeparationDuration, {
     "within_15_days": ("Kết thúc trong 15 ngày", "Ended within 15 days"),
     "over_15_days": ("Kết thúc sau hơn 15 ngày", "Ended after more than 15 days"),

@@ -10,6 +10,7 @@ import pytest
 
 from services.cases import documents, documents_render, vocabulary
 from services.cases.settings import CasesSettings
+from services.common import terms
 from tests.documents.papers import docx_text, ink, normalized, page_one_png, pdf_text, unembedded_fonts
 from tests.documents.samples import CHILD, REPORTER, sample_case
 
@@ -156,7 +157,7 @@ def test_markup_outside_the_subset_is_refused(markup: str) -> None:
     ("measure", vocabulary.Measure), ("rating", vocabulary.RiskRating), ("sex", vocabulary.ChildSex),
     ("closure", vocabulary.ClosureReason), ("agency", vocabulary.TaskAgency),
     ("category", vocabulary.CaseCategory), ("channel", vocabulary.Channel), ("risk_form", vocabulary.RiskForm),
-    ("special_group", vocabulary.SpecialGroupLetter), ("parent_views", vocabulary.ParentViews),
+    ("special_group", terms.SpecialGroup), ("parent_views", vocabulary.ParentViews),
     ("separation_ground", vocabulary.SeparationGround), ("review_item", vocabulary.ReviewItem),
     ("recipient_kind", vocabulary.RecipientKind),
 ])
