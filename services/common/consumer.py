@@ -48,11 +48,11 @@ class FeedConsumer:
     database one after the other."""
 
     def __init__(self, *, feed: str, url: str, database: Database, cursor_table: Table,
-                 client: httpx.AsyncClient, tokens: ServiceTokenProvider, apply: ApplyEvents,
+                 tokens: ServiceTokenProvider, apply: ApplyEvents,
                  batch_size: int = 500, idle_seconds: float = 1.0, read_ahead: bool = False,
                  page_size: int = PAGE_LIMIT):
         self.feed, self.url, self.database, self.cursors = feed, url, database, cursor_table
-        self.client, self.tokens, self.apply = client, tokens, apply
+        self.tokens, self.apply = tokens, apply
         self.batch_size, self.idle_seconds = batch_size, idle_seconds
         self.page_size = min(batch_size, page_size, PAGE_LIMIT)
         self.read_ahead = read_ahead

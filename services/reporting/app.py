@@ -43,9 +43,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         tokens = ServiceTokenProvider(app.state.http, f"{settings.gateway_url}/auth/token",
                                       settings.service_client_id, settings.service_client_secret,
                                       [Action.EVENTS_READ.value])
-        common = {"database": app.state.db, "cursor_table": feed_cursors, "client": app.state.http,
-                  "tokens": tokens, "batch_size": settings.feed_batch_size,
-                  "idle_seconds": settings.feed_idle_seconds, "read_ahead": True}
+        common = {"database": app.state.db, "cursor_table": feed_cursors, "tokens": tokens, "read_ahead": True,
+                  "batch_size": settings.feed_batch_size, "idle_seconds": settings.feed_idle_seconds}
         consumers = [
             FeedConsumer(feed="registry", url=f"{settings.registry_url}/internal/v1/events",
                          apply=ingestor.apply_registry_events, **common),

@@ -55,7 +55,7 @@ async def main(feed_url: str, token_url: str, database_url: str, pause: float) -
 
     async with new_http_client() as client:
         consumer = FeedConsumer(
-            feed="producer", url=feed_url, database=database, cursor_table=cursors, client=client,
+            feed="producer", url=feed_url, database=database, cursor_table=cursors,
             tokens=ServiceTokenProvider(client, token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"]),
             apply=count_applications(applied, pause, announce), batch_size=BATCH_SIZE,
         )

@@ -208,7 +208,7 @@ async def test_two_consumers_on_one_cursor_never_apply_an_event_twice(
 
         async with new_http_client() as client:
             consumer = FeedConsumer(
-                feed="producer", url=producer.feed_url, database=database, cursor_table=cursors, client=client,
+                feed="producer", url=producer.feed_url, database=database, cursor_table=cursors,
                 tokens=ServiceTokenProvider(client, producer.token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"]),
                 apply=count_applications(applied, pause=random.uniform(0.005, 0.02), on_written=record),
                 batch_size=BATCH_SIZE // 2,
@@ -241,7 +241,7 @@ async def test_a_refused_token_is_renewed_and_the_batch_retried_without_loss(
     database = Database(second_database_url, pool_size=1)
     async with new_http_client() as client:
         consumer = FeedConsumer(
-            feed="producer", url=producer.feed_url, database=database, cursor_table=cursors, client=client,
+            feed="producer", url=producer.feed_url, database=database, cursor_table=cursors,
             tokens=ServiceTokenProvider(client, producer.token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"]),
             apply=count_applications(applied), batch_size=BATCH_SIZE,
         )
@@ -267,7 +267,7 @@ async def test_a_replica_finds_the_feed_busy_and_moves_on_instead_of_waiting(
     database = Database(second_database_url, pool_size=2, timeouts=DatabaseTimeouts(lock=1.0))
     async with new_http_client() as client:
         consumer = FeedConsumer(
-            feed="producer", url=producer.feed_url, database=database, cursor_table=cursors, client=client,
+            feed="producer", url=producer.feed_url, database=database, cursor_table=cursors,
             tokens=ServiceTokenProvider(client, producer.token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"]),
             apply=count_applications(applied), batch_size=BATCH_SIZE,
         )

@@ -20,7 +20,7 @@ async def test_pages_read_ahead_are_used_only_from_where_the_cursor_is(
     async with new_http_client() as client:
         tokens = ServiceTokenProvider(client, producer.token_url, CLIENT_ID, CLIENT_SECRET, ["events:read"])
         common = {"feed": "producer", "url": producer.feed_url, "database": database, "cursor_table": cursors,
-                  "client": client, "tokens": tokens, "apply": count_applications(applied)}
+                  "tokens": tokens, "apply": count_applications(applied)}
         reading_ahead = FeedConsumer(**common, batch_size=3 * PAGE, page_size=PAGE, read_ahead=True)
         other_replica = FeedConsumer(**common, batch_size=PAGE)
 

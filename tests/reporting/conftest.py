@@ -71,10 +71,10 @@ def consumers(database: Database, server: FeedServer, ingestor: Ingestor, client
     tokens = ServiceTokenProvider(client, server.token_url, "reporting", "secret", ["events:read"])
     return [
         FeedConsumer(feed="registry", url=server.url("registry"), database=database, cursor_table=feed_cursors,
-                     client=client, tokens=tokens, apply=ingestor.apply_registry_events, batch_size=batch_size,
+                     tokens=tokens, apply=ingestor.apply_registry_events, batch_size=batch_size,
                      **options),
         FeedConsumer(feed="cases", url=server.url("cases"), database=database, cursor_table=feed_cursors,
-                     client=client, tokens=tokens, apply=ingestor.apply_cases_events, batch_size=batch_size,
+                     tokens=tokens, apply=ingestor.apply_cases_events, batch_size=batch_size,
                      **options),
     ]
 

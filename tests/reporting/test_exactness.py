@@ -192,7 +192,7 @@ async def test_a_crash_mid_batch_leaves_nothing_half_applied_and_a_restart_catch
             raise Crash
 
         dying = FeedConsumer(feed="registry", url=server.url("registry"), database=crashed,
-                             cursor_table=feed_cursors, client=http_client, tokens=registry.tokens,
+                             cursor_table=feed_cursors, tokens=registry.tokens,
                              apply=apply_then_die, batch_size=40)
         with pytest.raises(Crash):
             await dying.run_once()
