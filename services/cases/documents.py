@@ -129,27 +129,31 @@ def _dated(paper: str, data: dict[str, Any] | None, at: datetime) -> date:
 
 
 async def _register(session: AsyncSession, case: Case, paper: str, action: str, step_version: int,
-                    issued_on: date, leading: str | None, signer: str, settings: CasesSettings) -> None:
-    """Number one paper: the next number of its series, in the register of the body that issues it."""
+                    issued_on: date, leading: str | None, signer: str, settings: CasesSettings) -> str:
+    """Number one paper: the next number of its series, in the register of the body that issues it. Returns its
+    number and symbol ("12/QĐ-UBND")."""
     issuer, agency, commune = _issuer(case, paper, leading)
     series = settings.document_series[paper]
     number = await next_number(session, issuer, issued_on.year, series)
+    reference = symbol(settings, paper, agency, number, issued_on.year)
     session.add(CaseDocument(
         id=uuid.uuid4(), case_id=case.id, paper=paper, step_version=step_version, action=action, issuer=issuer,
         issuer_agency=agency, issuer_commune_code=commune, year=issued_on.year, series=series, number=number,
-        reference=symbol(settings, paper, agency, number, issued_on.year), issued_on=issued_on,
-        signer_name=signer[:200], registered_at=utcnow()))
+        reference=reference, issued_on=issued_on, signer_name=signer[:200], registered_at=utcnow()))
+    return reference
 
 
 async def register_step(session: AsyncSession, case: Case, subject: Subject, action: str, data: dict[str, Any],
-                        at: datetime, leading: str, settings: CasesSettings) -> None:
-    """Number the papers of the step just taken (called in the step's transaction after its history row, the case
-    locked and its version that of the step), so a decision has its number when it is signed; the one who took the
-    step signs it."""
-    for paper in step_papers(action):
-        await _register(session, case, paper, action, case.version, _dated(paper, data, at), leading, subject.name,
-                        settings)
+                        at: datetime, leading: str, settings: CasesSettings, *, step_version: int) -> dict[str, str]:
+    """Number the papers of the step being taken (in the step's transaction, the case locked; `step_version` is
+    the version the step gives the case), so a decision has its number when it is signed, and the decision
+    records that number (Forms 05, 07): one number per decision, the register's. The one who took the step signs
+    it. Returns each paper's number and symbol."""
+    numbers = {paper: await _register(session, case, paper, action, step_version, _dated(paper, data, at), leading,
+                                      subject.name, settings)
+               for paper in step_papers(action)}
     await session.flush()
+    return numbers
 
 
 async def _history(session: AsyncSession, case_id: uuid.UUID) -> list[CaseHistory]:

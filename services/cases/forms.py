@@ -263,11 +263,12 @@ class EmergencyMeasureRecord(Form):
 
 
 class SeparationDecision(Form):
-    """Quyết định tạm thời cách ly trẻ em khỏi cha, mẹ, người chăm sóc trẻ em (Form 07; Decree 56 Art. 32)."""
+    """Quyết định tạm thời cách ly trẻ em khỏi cha, mẹ, người chăm sóc trẻ em (Form 07; Decree 56 Art. 32). Its
+    number is the next of the commune's register (Decree 30/2020/NĐ-CP Art. 15), given when the step is taken,
+    printed on the paper and answered as the separation's `decision_number`."""
 
     paper: ClassVar[str] = "07"
 
-    decision_number: ShortText
     ground: SeparationGround
     duration_days: int = Field(ge=1, le=SEPARATION_MAX_DAYS, description="Set from the child's needs and safety "
                                "(Art. 32(3)); at most 15 days.")
@@ -425,11 +426,11 @@ class Recipient(Form):
 
 class PlanApproval(Form):
     """Quyết định phê duyệt kế hoạch hỗ trợ, can thiệp (Form 05; Decree 56 Art. 28(4), (5)): sent to the bodies that
-    carry it out and to the parents or carer."""
+    carry it out and to the parents or carer. Its number is the next of the commune's register (Decree 30/2020/NĐ-CP
+    Art. 15), given when the step is taken, printed on the paper and answered as the plan's `decision_number`."""
 
     paper: ClassVar[str] = "05"
 
-    decision_number: ShortText
     decided_on: date
     recipients: list[Recipient] = Field(min_length=2, max_length=50)
 

@@ -67,7 +67,8 @@ class PlanRead(BaseModel):
                                         "end, provider, budget; the chairman reads them before deciding.")
     submitted_at: datetime
     decided_at: datetime | None
-    decision_number: str | None
+    decision_number: str | None = Field(description="The approval decision's number and symbol (Form 05), from the "
+                                        "commune's register")
     return_reason: str | None
 
 
@@ -76,7 +77,8 @@ class SeparationRead(BaseModel):
 
     id: uuid.UUID
     decided_at: datetime
-    decision_number: str
+    decision_number: str = Field(description="The separation decision's number and symbol (Form 07), from the "
+                                 "commune's register")
     ground: str
     duration_days: int
     ends_at: datetime

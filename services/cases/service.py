@@ -568,7 +568,11 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
     form = _form(step, body)
     now = utcnow()
     previous, leading = State(case.state), case.commune_code
-    await _apply_effects(session, subject, case, step, form, previous, after.state, running, settings, now)
+    data = form.model_dump(mode="json")
+    # The step's papers are numbered first: a decision (Forms 05, 07) records the number of its paper.
+    numbers = await documents.register_step(session, case, subject, action, data, now, leading, settings,
+                                            step_version=case.version + 1)
+    await _apply_effects(session, subject, case, step, form, previous, after.state, running, settings, now, numbers)
     closing = after.state == S.CLOSED
     # An emergency measure meets the 12-hour clock when it was taken, which may be before it was recorded.
     taken_at = getattr(form, "taken_at", None) or now
@@ -593,10 +597,8 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
     case.state = after.state.value
     case.version += 1
     case.updated_at = now
-    data = form.model_dump(mode="json")
     _record(session, case, subject, action, previous.value, data, now, leading)
     await session.flush()
-    await documents.register_step(session, case, subject, action, data, now, leading, settings)
     outbox.emit(session, "case.changed", await current_snapshot(session, case) | {"action": action},
                 agency=subject.agency.value)
     await audit.record(session, subject, action, "case", str(case.id))
@@ -605,9 +607,9 @@ async def take_action(session: AsyncSession, subject: Subject, case_id: uuid.UUI
 
 async def _apply_effects(session: AsyncSession, subject: Subject, case: Case, step: workflow.Step,
                          form: forms.Form, previous: State, new: State, running: dict[Deadline, CaseDeadline],
-                         settings: CasesSettings, now: datetime) -> None:
+                         settings: CasesSettings, now: datetime, numbers: dict[str, str]) -> None:
     """What a step does besides moving the state, chosen by the (previous, new) states, or by the form for the
-    steps that keep the state."""
+    steps that keep the state. `numbers` are the step's papers' register numbers, by paper."""
     match (previous, new):
         case (S.ASSESSING, S.EMERGENCY_PROTECTION | S.SPECIFIC_ASSESSMENT):
             assert isinstance(form, forms.InitialAssessment)
@@ -637,7 +639,7 @@ async def _apply_effects(session: AsyncSession, subject: Subject, case: Case, st
             ))
         case (S.AWAITING_APPROVAL, S.IMPLEMENTING):
             assert isinstance(form, forms.PlanApproval)
-            await _approve_plan(session, subject, case, form, now)
+            await _approve_plan(session, subject, case, form, now, numbers[documents.Paper.PLAN_APPROVAL])
         case (S.AWAITING_APPROVAL, S.PLAN_RETURNED):
             assert isinstance(form, forms.PlanReturn)
             plan = await _submitted_plan(session, case)
@@ -657,7 +659,7 @@ async def _apply_effects(session: AsyncSession, subject: Subject, case: Case, st
             case.closure_kind, case.closure_reason = ClosureKind.EARLY.value, form.reason.value
             await _close(session, case, now)
         case (same, new_state) if same == new_state:
-            await _apply_same_state_step(session, subject, case, form, running, now)
+            await _apply_same_state_step(session, subject, case, form, running, now, numbers)
 
 
 def _note_emergency_measure(case: Case, taken_at: datetime, agency: str) -> None:
@@ -675,7 +677,8 @@ async def _open_separation(session: AsyncSession, case: Case) -> CaseSeparation:
 
 
 async def _apply_same_state_step(session: AsyncSession, subject: Subject, case: Case, form: forms.Form,
-                                 running: dict[Deadline, CaseDeadline], now: datetime) -> None:
+                                 running: dict[Deadline, CaseDeadline], now: datetime,
+                                 numbers: dict[str, str]) -> None:
     match form:
         case forms.HandOver(residence_commune_code=given):
             target = given or case.residence_commune_code
@@ -703,9 +706,9 @@ async def _apply_same_state_step(session: AsyncSession, subject: Subject, case: 
             decided = form.taken_at or now
             ends = _end_of_days(decided, form.duration_days)
             session.add(CaseSeparation(case_id=case.id, decided_at=decided, decided_by=subject.id,
-                                       decision_number=form.decision_number, ground=form.ground.value,
-                                       duration_days=form.duration_days, ends_at=ends, place=form.place,
-                                       alternative_carer=form.alternative_carer))
+                                       decision_number=numbers[documents.Paper.SEPARATION_DECISION],
+                                       ground=form.ground.value, duration_days=form.duration_days, ends_at=ends,
+                                       place=form.place, alternative_carer=form.alternative_carer))
             if form.ground == SeparationGround.EMERGENCY:
                 _note_emergency_measure(case, decided, subject.agency.value)
         case forms.SeparationExtension():
@@ -750,11 +753,11 @@ def _check_separation_ground(case: Case, form: forms.SeparationDecision) -> None
 
 
 async def _approve_plan(session: AsyncSession, subject: Subject, case: Case, form: forms.PlanApproval,
-                        now: datetime) -> None:
+                        now: datetime, decision_number: str) -> None:
     """Form 05: the plan's tasks become the tasks of its cycle; tasks of earlier cycles still open are replaced."""
     plan = await _submitted_plan(session, case)
     plan.status, plan.decided_at, plan.decided_by = "approved", now, subject.id
-    plan.decision_number = form.decision_number
+    plan.decision_number = decision_number
     if case.plan_approved_at is None:
         case.plan_approved_at = now
     earlier = (await session.execute(

@@ -29,7 +29,7 @@ STEPS: list[tuple[str, type[forms.Form], dict[str, Any]]] = [
         "findings": "Trẻ có vết thương mới; cha dượng vẫn sống cùng nhà.", "child_seen": True,
         "danger_indicators": ["serious_injury", "abuser_has_access"]}),
     ("separate_child", forms.SeparationDecision, {
-        "decision_number": "tự đánh số", "ground": "emergency", "duration_days": 10,
+        "ground": "emergency", "duration_days": 10,
         "place": "Nhà bà ngoại, số 5 phố Hàng Bè", "alternative_carer": "Bà ngoại Đỗ Thị Gấm",
         "measures": ["safe_shelter_and_separation", "alternative_care"]}),
     ("complete_specific_assessment", forms.SpecificAssessment, {
@@ -54,7 +54,7 @@ STEPS: list[tuple[str, type[forms.Form], dict[str, Any]]] = [
                   {"agency": "health", "title": "Trị liệu tâm lý cho trẻ", "start_date": "2026-03-09",
                    "end_date": "2026-04-30", "provider": "Trung tâm Công tác xã hội", "budget_vnd": 1500000}]}),
     ("approve_plan", forms.PlanApproval, {
-        "decision_number": "tự đánh số", "decided_on": "2026-03-10",
+        "decided_on": "2026-03-10",
         "recipients": [{"kind": "implementing_body", "name": "Công an phường Hoàn Kiếm"},
                        {"kind": "parent_or_carer", "name": "Bà Phạm Thị Hường"}]}),
     ("propose_closure", forms.ClosureProposal, {

@@ -84,6 +84,10 @@ async def test_the_papers_of_a_case_from_report_to_closure(api: Api, cases: Case
     assert set(papers) == set(SAYS)
     assert all(d["extract_for"] is None and d["versions"] == [] for d in papers.values())
     assert (await api.client.get(f"/cases/v1/cases/{case_id}/documents", headers=chairman)).json() == listed.json()
+    # A decision has one number, the register's: the one its paper prints is the one the case answers.
+    state = (await cases.get(officer, case_id)).json()
+    assert state["plan"]["decision_number"] == papers["05"]["reference"]
+    assert [s["decision_number"] for s in state["separations"]] == [papers["07"]["reference"]]
 
     for paper, document in papers.items():
         got = {}
