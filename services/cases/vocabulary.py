@@ -1,4 +1,5 @@
-"""The closed lists of the cases service: states, abuse forms, environments, deadlines, closure reasons.
+"""The closed lists of the cases service (states, abuse forms, environments, deadlines, closure reasons, ...) and
+their Vietnamese and English labels, served at `GET /v1/vocabularies`.
 
 These values travel in events and statistics (docs/events.md), so they are part of the contract: add values,
 never rename them.
@@ -260,9 +261,6 @@ STATES = from_enum("case_state", State, {
     "awaiting_closure": ("Chờ quyết định kết thúc", "Awaiting the closure decision"),
     "closed": ("Đã kết thúc", "Closed"),
 }, vi="Trạng thái hồ sơ", en="Case state", source=f"{DECREE_56}, Điều 25-30")
-RISK_RATINGS = from_enum("risk_rating", RiskRating, {
-    "high": ("Cao", "High"), "medium": ("Trung bình", "Medium"), "low": ("Thấp", "Low"),
-}, vi="Mức độ", en="Rating", source=f"{DECREE_56}, Mẫu số 06")
 
 VOCABULARIES: list[Vocabulary] = [
     STATES,
@@ -322,7 +320,9 @@ VOCABULARIES: list[Vocabulary] = [
         "self_protection_recovery": ("Khả năng tự bảo vệ, phục hồi của trẻ em",
                                      "The child's ability to protect themself and recover"),
     }, vi="Nội dung rà soát, đánh giá", en="Review item", source=f"{DECREE_56}, Điều 30; Mẫu số 06"),
-    RISK_RATINGS,
+    from_enum("risk_rating", RiskRating, {
+        "high": ("Cao", "High"), "medium": ("Trung bình", "Medium"), "low": ("Thấp", "Low"),
+    }, vi="Mức độ", en="Rating", source=f"{DECREE_56}, Mẫu số 06"),
     from_enum("recipient_kind", RecipientKind, {
         "implementing_body": ("Cơ quan, tổ chức, cá nhân thực hiện", "Body that carries it out"),
         "parent_or_carer": ("Cha, mẹ, người chăm sóc trẻ em", "Parent or carer"),
